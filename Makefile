@@ -1,0 +1,55 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= $(or $(API_GATEWAY_HOST),127.0.0.1)
+PORT ?= $(or $(API_GATEWAY_PORT),8000)
+PYTEST_ARGS ?=
+
+.PHONY: run test lint check-migrations clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.base-installed: requirements/base.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/base.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements/dev.txt requirements/base.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	touch $@ $(VENV)/.base-installed
+
+# A per-install random secret, readable only by its owner; never committed.
+.env: | $(BIN)/python
+	umask 077 && $(BIN)/python -c "import secrets; \
+	print('DJANGO_SECRET_KEY=' + secrets.token_urlsafe(50))" > $@
+	@echo "Wrote a new DJANGO_SECRET_KEY to .env"
+
+run: $(VENV)/.base-installed .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@echo
+	@echo "  Likes API:  http://$(HOST):$(PORT)/likes/hello-world   (GET reads, POST likes)"
+	@echo "  Batch:      http://$(HOST):$(PORT)/likes/?ids=hello-world,another-post"
+	@echo "  Admin:      http://$(HOST):$(PORT)/admin/"
+	@echo "  Create an admin user:  $(BIN)/python manage.py createsuperuser"
+	@echo "  Stats API:  add ADMIN_API_KEY=<long random value> to .env, then"
+	@echo "              curl -H 'X-API-Key: <key>' http://$(HOST):$(PORT)/api/stats"
+	@echo "  Stop with Ctrl-C."
+	@echo
+	API_GATEWAY_HOST=$(HOST) API_GATEWAY_PORT=$(PORT) \
+		exec $(BIN)/gunicorn -c gateway_site/gunicorn.conf.py
+
+test: $(VENV)/.dev-installed check-migrations
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+check-migrations: $(VENV)/.dev-installed
+	DJANGO_SETTINGS_MODULE=gateway_site.settings.test \
+		$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 1
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .coverage

@@ -1,0 +1,59 @@
+"""Gunicorn configuration: ``gunicorn -c gateway_site/gunicorn.conf.py``.
+
+Every value can be overridden by environment variables (see README.md).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings.base")
+
+from gateway_site.checks import configured_workers  # noqa: E402
+
+chdir = str(BASE_DIR)
+wsgi_app = "gateway_site.wsgi:application"
+bind = [
+    f"{os.environ.get('API_GATEWAY_HOST', '127.0.0.1')}:"
+    f"{os.environ.get('API_GATEWAY_PORT', '8000')}"
+]
+worker_class = "gthread"
+workers = configured_workers()
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Load Django once in the master so workers share its memory pages.
+preload_app = True
+# Cloudflare closes a request after 100 s; stop slightly before it.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "95"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = max_requests // 10
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+# No runtime control socket: nothing to manage at run time, nothing to expose.
+control_socket_disable = True
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# Only a proxy on this host (cloudflared, a local reverse proxy) may set
+# X-Forwarded-* headers that gunicorn trusts.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+def on_starting(server):
+    """Refuse to start on a configuration that Django's system checks reject."""
+    import django
+    from django.core import checks
+
+    # The checks judge the worker count gunicorn will really run.
+    os.environ["WEB_CONCURRENCY"] = str(server.cfg.workers)
+    django.setup()
+    errors = [
+        message
+        for message in checks.run_checks(include_deployment_checks=False)
+        if message.level >= checks.ERROR and not message.is_silenced()
+    ]
+    if errors:
+        for message in errors:
+            server.log.error("%s", message)
+        sys.exit("Refusing to start: fix the errors above.")

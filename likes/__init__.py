@@ -1,0 +1,1 @@
+"""Self-hosted like counts for static sites."""

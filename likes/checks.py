@@ -1,0 +1,32 @@
+"""System checks for the likes app's settings."""
+
+from django.core.checks import Error, Warning, register
+
+from likes.conf import conf
+
+MIN_API_KEY_LENGTH = 20
+
+
+@register()
+def check_settings(app_configs, **kwargs):
+    errors = []
+    batch_max = conf.BATCH_MAX
+    if not isinstance(batch_max, int) or isinstance(batch_max, bool) or batch_max < 1:
+        errors.append(
+            Error(
+                "LIKES_BATCH_MAX must be a positive integer.",
+                hint=f"It is {batch_max!r}.",
+                id="likes.E001",
+            )
+        )
+    key = conf.ADMIN_API_KEY
+    if key and len(key) < MIN_API_KEY_LENGTH:
+        errors.append(
+            Warning(
+                f"ADMIN_API_KEY is shorter than {MIN_API_KEY_LENGTH} characters.",
+                hint="Use a long random value, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`.",
+                id="likes.W001",
+            )
+        )
+    return errors

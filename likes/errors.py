@@ -1,0 +1,66 @@
+"""The one place that shapes error responses: ``{"detail": ..., "code": ...}``.
+
+The shape matches what the original service (FastAPI) and DRF both answer, so
+existing clients that read ``detail`` keep working.
+"""
+
+from http import HTTPStatus
+
+from django.http import JsonResponse
+from rest_framework import exceptions
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def error_body(*, code: str, detail: str, **extra) -> dict:
+    return {"detail": detail, "code": code, **extra}
+
+
+def error_response(
+    status: int, *, code: str, detail: str, headers: dict | None = None, **extra
+) -> JsonResponse:
+    """Return a JSON error response for plain Django views and middleware."""
+    return JsonResponse(
+        error_body(code=code, detail=detail, **extra), status=status, headers=headers
+    )
+
+
+def exception_handler(exc, context):
+    """DRF exception handler that answers every API error in the shared shape."""
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError) and not isinstance(exc.detail, str):
+        response.data = error_body(
+            code="invalid", detail="Invalid input.", errors=exc.detail
+        )
+    else:
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        response.data = error_body(
+            code=codes if isinstance(codes, str) else "error",
+            detail=str(getattr(exc, "detail", exc)),
+        )
+    return response
+
+
+def bad_request(request, exception=None):
+    return error_response(
+        HTTPStatus.BAD_REQUEST, code="bad_request", detail="Bad request."
+    )
+
+
+def permission_denied(request, exception=None):
+    return error_response(
+        HTTPStatus.FORBIDDEN, code="permission_denied", detail="Forbidden."
+    )
+
+
+def not_found(request, exception=None):
+    return error_response(HTTPStatus.NOT_FOUND, code="not_found", detail="Not found.")
+
+
+def server_error(request):
+    return error_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        code="server_error",
+        detail="Internal server error.",
+    )

@@ -1,0 +1,65 @@
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class PostQuerySet(models.QuerySet):
+    def count_for(self, post_id: str) -> int:
+        """Return the like count of one post; 0 when it has never been liked."""
+        for likes in self.filter(post_id=post_id).values_list("likes", flat=True)[:1]:
+            return likes
+        return 0
+
+    def counts_for(self, post_ids) -> dict[str, int]:
+        """Return ``{post_id: likes}`` for the given ids, 0 for unknown ones."""
+        found = dict(self.filter(post_id__in=post_ids).values_list("post_id", "likes"))
+        return {post_id: found.get(post_id, 0) for post_id in post_ids}
+
+    def top(self, n: int | None = None):
+        """Posts by likes, most liked first; ties by id so the order is stable."""
+        ordered = self.order_by("-likes", "post_id")
+        return ordered if n is None else ordered[:n]
+
+
+class Post(models.Model):
+    post_id = models.CharField(_("post id"), max_length=200, unique=True)
+    likes = models.BigIntegerField(_("likes"), default=0)
+    created_at = models.DateTimeField(_("first seen"), default=timezone.now)
+    last_liked_at = models.DateTimeField(_("last liked"), null=True, blank=True)
+
+    objects = PostQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("post")
+        verbose_name_plural = _("posts")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(likes__gte=0), name="likes_post_likes_gte_0"
+            ),
+        ]
+        indexes = [models.Index(fields=["-likes", "post_id"], name="likes_post_top")]
+
+    def __str__(self):
+        return self.post_id
+
+
+class Like(models.Model):
+    """One accepted like: the history behind a post's counter."""
+
+    post = models.ForeignKey(
+        Post, on_delete=models.CASCADE, related_name="events", verbose_name=_("post")
+    )
+    created_at = models.DateTimeField(_("liked at"), default=timezone.now)
+    # Keyed hash of the visitor for dedupe; never the raw IP or User-Agent.
+    visitor_hash = models.CharField(_("visitor hash"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("like")
+        verbose_name_plural = _("likes")
+        indexes = [
+            models.Index(fields=["created_at"], name="likes_like_created"),
+            models.Index(fields=["post", "created_at"], name="likes_like_post_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.post_id} @ {self.created_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,47 @@
+import os
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from rest_framework.test import APIClient
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") not in ("", "0", "false")
+DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def need(available: bool, reason: str) -> None:
+    """Skip when a service is missing; fail instead under REQUIRE_SERVICES=1 (CI)."""
+    if available:
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+def postgres_server_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        return url
+    return os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    server = postgres_server_url()
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        need(False, f"PostgreSQL is not reachable at {server}: {exc}")
+    name = f"likes_live_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        parts = urlsplit(server)
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

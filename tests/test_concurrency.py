@@ -1,0 +1,69 @@
+"""Concurrent likes through a real gunicorn with two workers: none may be lost."""
+
+import sqlite3
+
+import httpx
+import pytest
+
+from tests.live import fire, gunicorn, manage, project_env
+
+pytestmark = pytest.mark.live
+
+TOTAL = 2000
+IN_FLIGHT = 32
+POST_ID = "hot-post"
+
+
+def assert_every_accepted_like_counted(server, outcomes):
+    ok = outcomes[200]
+    server_errors = {
+        k: v for k, v in outcomes.items() if isinstance(k, int) and k >= 500
+    }
+    assert server_errors == {}, outcomes
+    assert ok == TOTAL, outcomes  # nothing refused, nothing dropped on the floor
+    counted = httpx.get(f"{server.base_url}/likes/{POST_ID}").json()["likes"]
+    assert counted == ok
+    return counted
+
+
+def test_concurrent_posts_are_exact_on_sqlite(tmp_path):
+    env = project_env(DATA_DIR=str(tmp_path))
+    manage("migrate", "--noinput", env=env)
+
+    with gunicorn(env, workers=2, log_path=tmp_path / "gunicorn.log") as server:
+        outcomes = fire(
+            "POST",
+            f"{server.base_url}/likes/{POST_ID}",
+            total=TOTAL,
+            concurrency=IN_FLIGHT,
+        )
+        counted = assert_every_accepted_like_counted(server, outcomes)
+
+    with sqlite3.connect(tmp_path / "likes.sqlite3") as db:
+        (stored,) = db.execute(
+            "SELECT likes FROM likes_post WHERE post_id = ?", [POST_ID]
+        ).fetchone()
+        (events,) = db.execute("SELECT COUNT(*) FROM likes_like").fetchone()
+    assert stored == events == counted
+
+
+def test_concurrent_posts_are_exact_on_postgresql(tmp_path, postgres_url):
+    psycopg = pytest.importorskip("psycopg")
+    env = project_env(DATA_DIR=str(tmp_path), DATABASE_URL=postgres_url)
+    manage("migrate", "--noinput", env=env)
+
+    with gunicorn(env, workers=2, log_path=tmp_path / "gunicorn.log") as server:
+        outcomes = fire(
+            "POST",
+            f"{server.base_url}/likes/{POST_ID}",
+            total=TOTAL,
+            concurrency=IN_FLIGHT,
+        )
+        counted = assert_every_accepted_like_counted(server, outcomes)
+
+    with psycopg.connect(postgres_url) as db:
+        (stored,) = db.execute(
+            "SELECT likes FROM likes_post WHERE post_id = %s", [POST_ID]
+        ).fetchone()
+        (events,) = db.execute("SELECT COUNT(*) FROM likes_like").fetchone()
+    assert stored == events == counted
