@@ -1,17 +1,21 @@
 """Settings for the test suite: the base settings with test-only conveniences."""
 
+import atexit
+import shutil
+import tempfile
+
 from gateway_site.settings.base import *  # noqa: F403
 from gateway_site.settings.base import CACHES, REDIS_URL
 
 SECRET_KEY = "test-only-secret-key-not-for-production"  # noqa: S105
-
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-if not REDIS_URL:
-    # One process runs the suite; keep its cache in memory and out of DATA_DIR.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-else:
+if REDIS_URL:
     CACHES["default"]["KEY_PREFIX"] = "gateway-test"
+else:
+    # The same on-disk cache as the embedded default, in a throwaway directory.
+    CACHES["default"]["LOCATION"] = tempfile.mkdtemp(prefix="likes-test-cache-")
+    atexit.register(shutil.rmtree, CACHES["default"]["LOCATION"], ignore_errors=True)
