@@ -13,6 +13,10 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Serve app static files straight from the apps, no collectstatic needed.
+STATIC_ROOT = tempfile.mkdtemp(prefix="likes-test-static-")
+atexit.register(shutil.rmtree, STATIC_ROOT, ignore_errors=True)
+WHITENOISE_USE_FINDERS = True
 if REDIS_URL:
     CACHES["default"]["KEY_PREFIX"] = "gateway-test"
 else:
