@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 HOST ?= $(or $(API_GATEWAY_HOST),127.0.0.1)
 PORT ?= $(or $(API_GATEWAY_PORT),8000)
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: run test lint check-migrations clean
+.PHONY: run test lint bench check-migrations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,10 @@ test: $(VENV)/.dev-installed check-migrations
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Side-by-side benchmark against the original-style service (needs wrk).
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)
 
 check-migrations: $(VENV)/.dev-installed
 	DJANGO_SETTINGS_MODULE=gateway_site.settings.test \

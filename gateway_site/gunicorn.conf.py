@@ -21,14 +21,17 @@ bind = [
 ]
 worker_class = "gthread"
 workers = configured_workers()
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# One thread per worker is fastest for the likes API (tests/benchmarks): more
+# threads only add GIL and SQLite lock contention. Raise it when the gateway
+# proxies slow upstream services, so one slow call cannot hold a whole worker.
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 # Load Django once in the master so workers share its memory pages.
 preload_app = True
 # Cloudflare closes a request after 100 s; stop slightly before it.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "95"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
 max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"

@@ -4,14 +4,15 @@ from django.views.generic import RedirectView
 
 from gateway_site import views
 
+# The public likes API first: it takes nearly all the traffic.
 urlpatterns = [
+    path("", include("likes.urls")),
     path("health", views.health, name="health"),
     path("dashboard", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
-    path("", include("likes.urls")),
 ]
 
-handler400 = "likes.errors.bad_request"
-handler403 = "likes.errors.permission_denied"
-handler404 = "likes.errors.not_found"
-handler500 = "likes.errors.server_error"
+handler400 = "likes.http.bad_request"
+handler403 = "likes.http.permission_denied"
+handler404 = "likes.http.not_found"
+handler500 = "likes.http.server_error"

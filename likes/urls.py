@@ -1,6 +1,7 @@
 from django.urls import path, register_converter
 
-from likes.api import LikeViewSet, StatsViewSet
+from likes import views
+from likes.api import StatsViewSet
 
 
 class AnyTextConverter:
@@ -23,12 +24,9 @@ register_converter(AnyTextConverter, "anytext")
 
 app_name = "likes"
 
-batch = LikeViewSet.as_view({"get": "list", "post": "missing_post_id"})
-detail = LikeViewSet.as_view({"get": "retrieve", "post": "like"})
-
 urlpatterns = [
-    path("likes", batch),
-    path("likes/", batch, name="batch"),
-    path("likes/<anytext:post_id>", detail, name="detail"),
+    path("likes", views.like_batch),
+    path("likes/", views.like_batch, name="batch"),
+    path("likes/<anytext:post_id>", views.like_detail, name="detail"),
     path("api/stats", StatsViewSet.as_view({"get": "list"}), name="stats"),
 ]

@@ -1,7 +1,7 @@
-"""The one place that shapes error responses: ``{"detail": ..., "code": ...}``.
+"""The one place that shapes JSON responses and errors.
 
-The shape matches what the original service (FastAPI) and DRF both answer, so
-existing clients that read ``detail`` keep working.
+Errors are ``{"detail": ..., "code": ...}``: the shape the original service
+(FastAPI) and DRF both answer, so clients that read ``detail`` keep working.
 """
 
 from http import HTTPStatus
@@ -9,6 +9,18 @@ from http import HTTPStatus
 from django.http import JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
+
+JSON_PARAMS = {"ensure_ascii": False, "separators": (",", ":")}
+
+
+def json_response(data, *, status: int = HTTPStatus.OK, headers=None) -> JsonResponse:
+    return JsonResponse(
+        data,
+        status=status,
+        headers=headers,
+        safe=False,
+        json_dumps_params=JSON_PARAMS,
+    )
 
 
 def error_body(*, code: str, detail: str, **extra) -> dict:
@@ -19,8 +31,17 @@ def error_response(
     status: int, *, code: str, detail: str, headers: dict | None = None, **extra
 ) -> JsonResponse:
     """Return a JSON error response for plain Django views and middleware."""
-    return JsonResponse(
+    return json_response(
         error_body(code=code, detail=detail, **extra), status=status, headers=headers
+    )
+
+
+def method_not_allowed(request, allowed: list[str]) -> JsonResponse:
+    return error_response(
+        HTTPStatus.METHOD_NOT_ALLOWED,
+        code="method_not_allowed",
+        detail=f'Method "{request.method}" not allowed.',
+        headers={"Allow": ", ".join(allowed)},
     )
 
 
