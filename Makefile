@@ -48,13 +48,20 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Runtime dependencies only, as in the Docker image: what the benchmark runs.
+DEPLOY_VENV := .venv-deploy
+$(DEPLOY_VENV)/.installed: requirements/base.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/base.txt
+	touch $@
+
 # Side-by-side benchmark against the original-style service (needs wrk).
-bench: $(VENV)/.dev-installed
-	$(BIN)/python -m tests.benchmarks.run $(BENCH_ARGS)
+bench: $(VENV)/.dev-installed $(DEPLOY_VENV)/.installed
+	$(BIN)/python -m tests.benchmarks.run --deploy-bin $(DEPLOY_VENV)/bin $(BENCH_ARGS)
 
 check-migrations: $(VENV)/.dev-installed
 	DJANGO_SETTINGS_MODULE=gateway_site.settings.test \
 		$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 1
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .coverage
+	rm -rf $(VENV) $(DEPLOY_VENV) staticfiles .pytest_cache .coverage

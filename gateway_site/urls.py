@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView
 
 from gateway_site import views
 
@@ -10,6 +11,7 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("dashboard", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
 handler400 = "likes.http.bad_request"

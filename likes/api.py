@@ -1,10 +1,21 @@
 """The stats API (DRF): every post with its count, for dashboards and scripts."""
 
-from rest_framework import viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, viewsets
 from rest_framework.response import Response
 
 from likes.models import Post
 from likes.permissions import HasStatsAPIKey
+
+
+class PostCountSerializer(serializers.Serializer):
+    post_id = serializers.CharField()
+    likes = serializers.IntegerField(min_value=0)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
 
 
 class StatsViewSet(viewsets.ViewSet):
@@ -13,5 +24,14 @@ class StatsViewSet(viewsets.ViewSet):
     authentication_classes = ()
     permission_classes = (HasStatsAPIKey,)
 
+    @extend_schema(
+        operation_id="stats_list",
+        responses={
+            200: PostCountSerializer(many=True),
+            403: OpenApiResponse(
+                ErrorSerializer, description="Missing or wrong X-API-Key"
+            ),
+        },
+    )
     def list(self, request):
         return Response(list(Post.objects.top().values("post_id", "likes")))

@@ -18,5 +18,29 @@ class Settings:
     def POST_ID_MAX_LENGTH(self) -> int:  # noqa: N802
         return 200
 
+    @property
+    def CLIENT_IP_HEADER(self) -> str:  # noqa: N802
+        """A header a trusted proxy sets to the client's IP; empty: REMOTE_ADDR."""
+        return getattr(settings, "LIKES_CLIENT_IP_HEADER", "") or ""
+
+    @property
+    def POST_RATE(self) -> str:  # noqa: N802
+        """Likes and unlikes per client IP (django-ratelimit rate)."""
+        return getattr(settings, "LIKES_POST_RATE", "10/m")
+
+    @property
+    def GET_RATE(self) -> str:  # noqa: N802
+        """Count reads per client IP (django-ratelimit rate)."""
+        return getattr(settings, "LIKES_GET_RATE", "120/m")
+
+    @property
+    def DEDUPE(self) -> bool:  # noqa: N802
+        """Ignore a repeat like of one post from the same visitor for 24-48 h."""
+        return getattr(settings, "LIKES_DEDUPE", True)
+
+    @property
+    def HASH_RETENTION_HOURS(self) -> int:  # noqa: N802
+        return 48
+
 
 conf = Settings()

@@ -1,6 +1,11 @@
+import hashlib
+
 from django.db import connections, models
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, get_random_string
 from django.utils.translation import gettext_lazy as _
+from rest_framework_api_key.crypto import KeyGenerator
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
 
 class PostQuerySet(models.QuerySet):
@@ -68,6 +73,15 @@ class Like(models.Model):
     class Meta:
         verbose_name = _("like")
         verbose_name_plural = _("likes")
+        constraints = [
+            # One like per visitor and post while the hash is kept; the hash
+            # covers the post id, so the hash alone is unique.
+            models.UniqueConstraint(
+                fields=["visitor_hash"],
+                condition=~models.Q(visitor_hash=""),
+                name="likes_like_visitor_hash_unique",
+            ),
+        ]
         indexes = [
             models.Index(fields=["created_at"], name="likes_like_created"),
             models.Index(fields=["post", "created_at"], name="likes_like_post_created"),
@@ -75,3 +89,55 @@ class Like(models.Model):
 
     def __str__(self):
         return f"{self.post_id} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class DedupeSalt(models.Model):
+    """The random key of one UTC day's visitor hashes; deleted after 48 h."""
+
+    day = models.DateField(_("day"), unique=True)
+    secret = models.CharField(_("secret"), max_length=64)
+
+    class Meta:
+        verbose_name = _("dedupe salt")
+        verbose_name_plural = _("dedupe salts")
+
+    def __str__(self):
+        return str(self.day)
+
+
+class SaltedKeyGenerator(KeyGenerator):
+    """API keys hashed as SHA-256 of a per-key random salt and the key."""
+
+    algorithm = "sha256-salted"
+
+    def hash(self, value: str) -> str:
+        salt = get_random_string(16)
+        digest = hashlib.sha256((salt + value).encode()).hexdigest()
+        return f"{self.algorithm}${salt}${digest}"
+
+    def using_preferred_hasher(self, hashed_key: str) -> bool:
+        return hashed_key.startswith(f"{self.algorithm}$")
+
+    def verify(self, key: str, hashed_key: str) -> bool:
+        algorithm, _, rest = hashed_key.partition("$")
+        salt, _, digest = rest.partition("$")
+        if algorithm != self.algorithm or not salt or not digest:
+            return False
+        candidate = hashlib.sha256((salt + key).encode()).hexdigest()
+        return constant_time_compare(candidate, digest)
+
+
+class APIKeyManager(BaseAPIKeyManager):
+    key_generator = SaltedKeyGenerator(prefix_length=8, secret_key_length=40)
+
+
+class APIKey(AbstractAPIKey):
+    """A key for the stats API. Only its prefix and a salted hash are stored."""
+
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    objects = APIKeyManager()
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")

@@ -1,15 +1,24 @@
 """Writes to the like counters; the API, the admin and the commands all call these."""
 
+import datetime
 import fcntl
+import hashlib
+import hmac
+import logging
 import os
+import secrets
 import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from likes.models import Like, Post
+from likes.conf import conf
+from likes.models import DedupeSalt, Like, Post
+
+logger = logging.getLogger("likes.services")
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +26,8 @@ class LikeResult:
     post_id: str
     likes: int
     like_id: int | None
+    # False when nothing changed: a repeat like, or an unlike already done.
+    changed: bool = True
 
 
 class SQLiteWriterQueue:
@@ -86,13 +97,140 @@ def _increment_sql() -> str:
     )
 
 
-def like_add(*, post_id: str, visitor_hash: str = "") -> LikeResult:
-    """Record one like of ``post_id`` and return the count after it."""
+def _seen_sql(n: int) -> str:
+    table = connection.ops.quote_name(Like._meta.db_table)
+    marks = ", ".join(["%s"] * n)
+    return f"SELECT 1 FROM {table} WHERE visitor_hash IN ({marks}) LIMIT 1"
+
+
+def like_add(*, post_id: str, visitor_hashes: list[str] | tuple = ()) -> LikeResult:
+    """Record one like of ``post_id`` and return the count after it.
+
+    ``visitor_hashes`` (from :func:`visitor_hashes`) makes a repeat like by the
+    same visitor a no-op: the first one is stored, all are looked up.
+    """
     now = timezone.now()
     db_now = connection.ops.adapt_datetimefield_value(now)
-    with _writer_lock(), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_increment_sql(), [post_id, db_now, db_now])
-        pk, likes = cursor.fetchone()
-        cursor.execute(_insert_like_sql(), [pk, db_now, visitor_hash])
-        (like_id,) = cursor.fetchone()
+    try:
+        with _writer_lock(), transaction.atomic(), connection.cursor() as cursor:
+            if visitor_hashes:
+                cursor.execute(_seen_sql(len(visitor_hashes)), list(visitor_hashes))
+                if cursor.fetchone():
+                    return _unchanged(post_id)
+            cursor.execute(_increment_sql(), [post_id, db_now, db_now])
+            pk, likes = cursor.fetchone()
+            stored_hash = visitor_hashes[0] if visitor_hashes else ""
+            cursor.execute(_insert_like_sql(), [pk, db_now, stored_hash])
+            (like_id,) = cursor.fetchone()
+    except IntegrityError:
+        # The same visitor's like committed first (PostgreSQL, concurrent
+        # repeat): the unique hash rolled this one back, counter included.
+        if not visitor_hashes:
+            raise
+        return _unchanged(post_id)
     return LikeResult(post_id=post_id, likes=likes, like_id=like_id)
+
+
+def like_remove(*, post_id: str, like_id: int) -> LikeResult:
+    """Remove exactly the like ``like_id`` of ``post_id``; a no-op when gone."""
+    with _writer_lock(), transaction.atomic():
+        deleted, _ = Like.objects.filter(pk=like_id, post__post_id=post_id).delete()
+        if deleted:
+            Post.objects.filter(post_id=post_id, likes__gt=0).update(
+                likes=F("likes") - 1
+            )
+    return LikeResult(
+        post_id=post_id,
+        likes=Post.objects.count_for(post_id),
+        like_id=like_id,
+        changed=bool(deleted),
+    )
+
+
+def _unchanged(post_id: str) -> LikeResult:
+    return LikeResult(
+        post_id=post_id,
+        likes=Post.objects.count_for(post_id),
+        like_id=None,
+        changed=False,
+    )
+
+
+# --- Dedupe without storing IPs ----------------------------------------------
+
+_salt_cache: dict[datetime.date, str] = {}
+_salt_lock = threading.Lock()
+
+
+def _salt_for(day: datetime.date, *, create: bool) -> str | None:
+    secret = _salt_cache.get(day)
+    if secret is not None:
+        return secret
+    with _salt_lock:
+        salt = DedupeSalt.objects.filter(day=day).first()
+        if salt is None and create:
+            try:
+                with transaction.atomic():
+                    salt = DedupeSalt.objects.create(
+                        day=day, secret=secrets.token_hex(32)
+                    )
+            except IntegrityError:  # another worker created it first
+                salt = DedupeSalt.objects.get(day=day)
+        if salt is None:
+            return None
+        _salt_cache[day] = salt.secret
+        return salt.secret
+
+
+_last_purge = [0.0]
+PURGE_EVERY_SECONDS = 3600
+
+
+def _maybe_purge(now: datetime.datetime) -> None:
+    # Opportunistic: each process purges at most hourly, so hashes outlive
+    # their 48 h by an hour at most even without the likes_purge command.
+    if now.timestamp() - _last_purge[0] >= PURGE_EVERY_SECONDS:
+        _last_purge[0] = now.timestamp()
+        purge_expired(now=now)
+
+
+def visitor_hashes(*, ip: str, user_agent: str, post_id: str) -> list[str]:
+    """Keyed hashes of (IP, User-Agent, post) under today's and yesterday's salt.
+
+    The first is the one to store. Salts are random, rotate daily and are
+    deleted after 48 h, after which no hash can be linked to a visitor again.
+    """
+    now = timezone.now()
+    _maybe_purge(now)
+    today = now.date()
+    message = "\x1f".join((ip, user_agent, post_id)).encode()
+    hashes = []
+    for day, create in ((today, True), (today - datetime.timedelta(days=1), False)):
+        secret = _salt_for(day, create=create)
+        if secret is not None:
+            digest = hmac.new(bytes.fromhex(secret), message, hashlib.sha256)
+            hashes.append(digest.hexdigest())
+    return hashes
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    salts_deleted: int
+    hashes_cleared: int
+
+
+def purge_expired(*, now: datetime.datetime | None = None) -> PurgeResult:
+    """Delete salts and visitor hashes older than the retention window (48 h)."""
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(hours=conf.HASH_RETENTION_HOURS)
+    # Yesterday's salt is still needed to recognise yesterday's likes.
+    oldest_day_kept = now.date() - datetime.timedelta(days=1)
+    salts_deleted, _ = DedupeSalt.objects.filter(day__lt=oldest_day_kept).delete()
+    hashes_cleared = (
+        Like.objects.filter(created_at__lt=cutoff)
+        .exclude(visitor_hash="")
+        .update(visitor_hash="")
+    )
+    for day in [d for d in _salt_cache if d < oldest_day_kept]:
+        _salt_cache.pop(day, None)
+    return PurgeResult(salts_deleted=salts_deleted, hashes_cleared=hashes_cleared)

@@ -2,19 +2,23 @@
 
 DRF's request and response wrapping cost about as much as the rest of a GET
 (tests/benchmarks measures it), so the anonymous read/like endpoints skip it.
-They have no authentication, no CSRF and read no body: the original widget sends
-a bare POST.
+They have no authentication, no CSRF and a like needs no body: the original
+widget sends a bare POST.
 """
 
+import json
 from http import HTTPStatus
 
 from django.views.decorators.csrf import csrf_exempt
 
-from likes import services
+from likes import ratelimit, services
 from likes.conf import conf
 from likes.http import error_response, json_response, method_not_allowed
 from likes.models import Post
+from likes.receipts import InvalidReceipt, make_receipt, read_receipt
 from likes.validators import post_id_error
+
+RECEIPT_HEADER = "HTTP_X_LIKE_RECEIPT"
 
 
 def invalid_post_id(detail: str):
@@ -25,20 +29,81 @@ def invalid_ids(detail: str):
     return error_response(HTTPStatus.BAD_REQUEST, code="invalid_ids", detail=detail)
 
 
+def _limited(request, *, write: bool):
+    """Count the request against its rate limit; fail open if the cache is down."""
+    if write:
+        return ratelimit.check(
+            request, policy="likes-write", rate=conf.POST_RATE, fail_open=True
+        )
+    return ratelimit.check(
+        request, policy="likes-read", rate=conf.GET_RATE, fail_open=True
+    )
+
+
+def _answer(limit, data, status=HTTPStatus.OK):
+    headers = limit.headers() if limit else None
+    return json_response(data, status=status, headers=headers)
+
+
 @csrf_exempt
 def like_detail(request, post_id: str):
-    """GET reads one post's count; POST adds one like."""
-    if request.method not in ("GET", "HEAD", "POST"):
-        return method_not_allowed(request, ["GET", "HEAD", "POST", "OPTIONS"])
+    """GET reads one post's count; POST adds one like; DELETE undoes one."""
+    method = request.method
+    if method not in ("GET", "HEAD", "POST", "DELETE"):
+        return method_not_allowed(request, ["GET", "HEAD", "POST", "DELETE", "OPTIONS"])
+    limit = _limited(request, write=method in ("POST", "DELETE"))
+    if limit and limit.exceeded:
+        return ratelimit.too_many_requests(limit)
     error = post_id_error(post_id)
     if error:
         return invalid_post_id(error)
-    if request.method == "POST":
-        result = services.like_add(post_id=post_id)
-        return json_response(
-            {"post_id": result.post_id, "likes": result.likes, "liked": True}
+    if method == "POST":
+        return _like(request, post_id, limit)
+    if method == "DELETE":
+        return _unlike(request, post_id, limit)
+    return _answer(
+        limit, {"post_id": post_id, "likes": Post.objects.count_for(post_id)}
+    )
+
+
+def _like(request, post_id, limit):
+    hashes = ()
+    if conf.DEDUPE:
+        hashes = services.visitor_hashes(
+            ip=ratelimit.client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            post_id=post_id,
         )
-    return json_response({"post_id": post_id, "likes": Post.objects.count_for(post_id)})
+    result = services.like_add(post_id=post_id, visitor_hashes=hashes)
+    body = {"post_id": post_id, "likes": result.likes, "liked": True}
+    if result.changed:
+        body["receipt"] = make_receipt(post_id=post_id, like_id=result.like_id)
+    else:
+        body["duplicate"] = True
+    return _answer(limit, body)
+
+
+def _receipt_from(request):
+    receipt = request.META.get(RECEIPT_HEADER)
+    if receipt:
+        return receipt
+    if not request.body:
+        return None
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidReceipt("The body must be JSON.", forged=False) from None
+    return data.get("receipt") if isinstance(data, dict) else None
+
+
+def _unlike(request, post_id, limit):
+    try:
+        like_id = read_receipt(_receipt_from(request), post_id=post_id)
+    except InvalidReceipt as exc:
+        status = HTTPStatus.FORBIDDEN if exc.forged else HTTPStatus.BAD_REQUEST
+        return error_response(status, code="invalid_receipt", detail=str(exc))
+    result = services.like_remove(post_id=post_id, like_id=like_id)
+    return _answer(limit, {"post_id": post_id, "likes": result.likes, "liked": False})
 
 
 @csrf_exempt
@@ -48,6 +113,9 @@ def like_batch(request):
         return invalid_post_id("post_id must not be empty.")
     if request.method not in ("GET", "HEAD"):
         return method_not_allowed(request, ["GET", "HEAD", "OPTIONS"])
+    limit = _limited(request, write=False)
+    if limit and limit.exceeded:
+        return ratelimit.too_many_requests(limit)
     raw = ",".join(request.GET.getlist("ids"))
     ids = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     if not ids:
@@ -59,4 +127,4 @@ def like_batch(request):
         if error:
             return invalid_ids(f"{error} (in ids)")
     counts = Post.objects.counts_for(ids)
-    return json_response([{"post_id": pid, "likes": n} for pid, n in counts.items()])
+    return _answer(limit, [{"post_id": pid, "likes": n} for pid, n in counts.items()])

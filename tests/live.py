@@ -1,6 +1,7 @@
 """Real servers on loopback for the tests: gunicorn running the project as deployed."""
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import httpx
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+LIVE_SECRET_KEY = secrets.token_urlsafe(50)
 
 
 def free_port() -> int:
@@ -35,7 +37,7 @@ def project_env(**overrides: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="gateway_site.settings.base",
         DJANGO_ENV_FILE="",
-        DJANGO_SECRET_KEY="live-test-secret-key-0123456789abcdefghijklmnop",
+        DJANGO_SECRET_KEY=LIVE_SECRET_KEY,
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)

@@ -26,7 +26,9 @@ def test_post_without_body_or_content_type_counts_a_like(client):
 
 def test_each_post_adds_exactly_one(api_client):
     for expected in range(1, 4):
-        assert api_client.post("/likes/p").json()["likes"] == expected
+        # Three different visitors (dedupe keys on IP and User-Agent).
+        response = api_client.post("/likes/p", REMOTE_ADDR=f"192.0.2.{expected}")
+        assert response.json()["likes"] == expected
 
     assert api_client.get("/likes/p").json() == {"post_id": "p", "likes": 3}
     assert Like.objects.filter(post__post_id="p").count() == 3
@@ -78,8 +80,8 @@ def test_bad_post_ids_are_400_json_and_change_nothing(api_client, method, path):
 
 
 def test_batch_returns_every_requested_count_in_order(api_client):
-    api_client.post("/likes/b")
-    api_client.post("/likes/b")
+    api_client.post("/likes/b", REMOTE_ADDR="192.0.2.1")
+    api_client.post("/likes/b", REMOTE_ADDR="192.0.2.2")
     api_client.post("/likes/c")
 
     response = api_client.get("/likes/?ids=a,b,c,b")

@@ -50,7 +50,7 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 INSTALLED_APPS = [
     # Django
-    "django.contrib.admin",
+    "gateway_site.apps.GatewayAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     # Third party
     "corsheaders",
     "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
     # Local
     "likes",
     "gateway_site",
@@ -74,6 +76,7 @@ MIDDLEWARE = [
     "gateway_site.middleware.AdminAuthenticationMiddleware",
     "gateway_site.middleware.AdminMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "gateway_site.middleware.SecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "gateway_site.urls"
@@ -141,6 +144,9 @@ if REDIS_URL:
             "OPTIONS": {
                 "SOCKET_CONNECT_TIMEOUT": 5,
                 "SOCKET_TIMEOUT": 5,
+                # Redis down: cache calls return nothing instead of raising, so
+                # each rate limit's fail-open or fail-closed choice applies.
+                "IGNORE_EXCEPTIONS": True,
             },
         }
     }
@@ -180,7 +186,43 @@ AUTH_PASSWORD_VALIDATORS = [
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
+# HSTS is sent only on HTTPS requests. Behind a Cloudflare Tunnel the origin
+# speaks plain HTTP, so name the header the proxy sets (X-Forwarded-Proto) in
+# SECURE_PROXY_SSL_HEADER; only do so when the origin is reachable through the
+# proxy alone, or a client could claim HTTPS.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + _proxy_ssl_header.upper().replace("-", "_"),
+        "https",
+    )
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool(
+    "SECURE_COOKIES", default=not DEBUG
+)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SILENCED_SYSTEM_CHECKS = [
+    # TLS ends at Cloudflare (or another proxy) and the origin is reached over
+    # a private tunnel in plain HTTP; the proxy redirects to HTTPS ("Always Use
+    # HTTPS"). Set SECURE_SSL_REDIRECT=true when Django faces clients directly.
+    "security.W008",
+    # Preloading HSTS is a commitment for the whole domain; opt in at
+    # hstspreload.org and with SECURE_HSTS_PRELOAD=true, not by default.
+    "security.W021",
+    # CSRF protection runs as gateway_site.middleware.AdminCsrfViewMiddleware (a
+    # subclass Django's check does not recognise), for the admin: the only part
+    # that uses cookies. The public API and the gateway are cookie-free.
+    "security.W003",
+    # diskcache (the embedded default) is not on django-ratelimit's list, but
+    # its increments are atomic SQLite transactions shared by all workers:
+    # tests/test_ratelimit.py counts across processes.
+    "django_ratelimit.W001",
+]
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Request bodies: the public API reads at most a receipt.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=65_536)
 
 # --- CORS (django-cors-headers) ---------------------------------------------
 # Only the public likes API is callable cross-origin, and only from CORS_ORIGINS.
@@ -190,6 +232,15 @@ CORS_ALLOWED_ORIGINS = env_list(
 )
 CORS_URLS_REGEX = r"^/likes(/.*)?$"
 CORS_ALLOW_METHODS = ("GET", "POST", "DELETE", "OPTIONS")
+CORS_ALLOW_HEADERS = ("content-type", "x-like-receipt")
+CORS_EXPOSE_HEADERS = (
+    "Retry-After",
+    "RateLimit",
+    "RateLimit-Policy",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+)
 CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- REST framework ---------------------------------------------------------
@@ -201,11 +252,36 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "likes.http.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Likes and API gateway",
+    "DESCRIPTION": "Self-hosted like counts for static sites.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The public likes endpoints are plain Django views; their paths are
+    # written out in likes/openapi.py.
+    "PREPROCESSING_HOOKS": [],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "likes.openapi.add_public_paths",
+    ],
 }
 
 # --- Likes app --------------------------------------------------------------
 
 LIKES_ADMIN_API_KEY = env.str("ADMIN_API_KEY", default="")
+LIKES_CLIENT_IP_HEADER = env.str("CLIENT_IP_HEADER", default="")
+LIKES_POST_RATE = env.str("LIKES_POST_RATE", default="10/m")
+LIKES_GET_RATE = env.str("LIKES_GET_RATE", default="120/m")
+LIKES_DEDUPE = env.bool("LIKES_DEDUPE", default=True)
+
+# --- Rate limiting (django-ratelimit) ---------------------------------------
+
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+# Each limit chooses: the likes API fails open, the admin login fails closed.
+RATELIMIT_FAIL_OPEN = False
+ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="5/m")
 
 # --- Logging ----------------------------------------------------------------
 

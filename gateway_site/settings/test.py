@@ -13,6 +13,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Tests that exercise rate limits turn them on (tests/test_ratelimit.py).
+RATELIMIT_ENABLE = False
 # Serve app static files straight from the apps, no collectstatic needed.
 STATIC_ROOT = tempfile.mkdtemp(prefix="likes-test-static-")
 atexit.register(shutil.rmtree, STATIC_ROOT, ignore_errors=True)

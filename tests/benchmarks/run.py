@@ -335,6 +335,13 @@ def main(argv=None):
         help="comma-separated: get,post,batch",
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--deploy-bin",
+        type=Path,
+        default=BIN,
+        help="bin/ of a virtualenv with only requirements/base.txt, to run the "
+        "project as deployed (make bench makes one); default: this one",
+    )
     args = parser.parse_args(argv)
 
     if not shutil.which("wrk"):
@@ -347,7 +354,7 @@ def main(argv=None):
         manage("migrate", "--noinput", env={**common, "DATA_DIR": str(data_dir)})
 
     gunicorn = [
-        str(BIN / "gunicorn"),
+        str(args.deploy_bin / "gunicorn"),
         "-c",
         str(BASE_DIR / "gateway_site/gunicorn.conf.py"),
     ]
@@ -415,6 +422,7 @@ def main(argv=None):
             "rounds": args.rounds,
             "project_workers": os.environ.get("WEB_CONCURRENCY") or "default",
             "project_threads": os.environ.get("GUNICORN_THREADS") or "default",
+            "project_venv": str(args.deploy_bin.parent),
         },
         "results": results,
         "memory": memory,

@@ -1,0 +1,25 @@
+"""The admin site: Django's, with its login rate-limited per client IP."""
+
+from django.conf import settings
+from django.contrib import admin
+
+from likes import ratelimit
+
+
+class AdminSite(admin.AdminSite):
+    site_header = "Likes"
+    site_title = "Likes admin"
+    index_title = "Dashboard"
+
+    def login(self, request, extra_context=None):
+        if request.method == "POST":
+            # Fail closed: with the cache down, nobody can guess passwords.
+            limit = ratelimit.check(
+                request,
+                policy="admin-login",
+                rate=settings.ADMIN_LOGIN_RATE,
+                fail_open=False,
+            )
+            if limit and limit.exceeded:
+                return ratelimit.too_many_requests(limit)
+        return super().login(request, extra_context)

@@ -1,0 +1,200 @@
+"""OpenAPI description of the public likes endpoints.
+
+They are plain Django views (see likes/views.py), which drf-spectacular cannot
+inspect, so their paths are written out here and appended to the generated
+schema by ``add_public_paths`` (a drf-spectacular postprocessing hook).
+"""
+
+# \w is Unicode-aware here (letters and digits of any script, and "_"). The
+# service also accepts combining marks, which this pattern leaves out.
+ID_PATTERN = r"[\w.~-]"
+POST_ID = {
+    "name": "post_id",
+    "in": "path",
+    "required": True,
+    "description": "1-200 letters or digits (any script) and -_.~",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 200,
+        "pattern": f"^{ID_PATTERN}{{1,200}}$",
+    },
+}
+RATE_HEADERS = {
+    name: {"schema": {"type": "string"}}
+    for name in ("RateLimit", "RateLimit-Policy", "X-RateLimit-Remaining")
+}
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema, description, headers=None):
+    response = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+ERRORS = {
+    "400": _json(_ref("Error"), "Bad input (post id, ids, receipt)"),
+    "429": _json(
+        _ref("Error"),
+        "Rate limit exceeded",
+        {"Retry-After": {"schema": {"type": "string"}}, **RATE_HEADERS},
+    ),
+}
+
+COMPONENTS = {
+    "Error": {
+        "type": "object",
+        "required": ["detail", "code"],
+        "properties": {
+            "detail": {"type": "string"},
+            "code": {"type": "string"},
+        },
+    },
+    "LikeCount": {
+        "type": "object",
+        "required": ["post_id", "likes"],
+        "properties": {
+            "post_id": {"type": "string"},
+            "likes": {"type": "integer", "minimum": 0},
+        },
+    },
+    "LikeResult": {
+        "type": "object",
+        "required": ["post_id", "likes", "liked"],
+        "properties": {
+            "post_id": {"type": "string"},
+            "likes": {"type": "integer", "minimum": 0},
+            "liked": {"type": "boolean"},
+            "receipt": {
+                "type": "string",
+                "description": "Keep it to undo this like with DELETE.",
+            },
+            "duplicate": {
+                "type": "boolean",
+                "description": "A repeat like by the same visitor; not counted.",
+            },
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "timestamp"],
+        "properties": {
+            "status": {"type": "string", "enum": ["healthy"]},
+            "timestamp": {"type": "string", "format": "date-time"},
+        },
+    },
+}
+
+PATHS = {
+    "/likes/{post_id}": {
+        "get": {
+            "operationId": "likes_read",
+            "summary": "The like count of one post (0 if never liked).",
+            "tags": ["likes"],
+            "security": [],
+            "parameters": [POST_ID],
+            "responses": {
+                "200": _json(_ref("LikeCount"), "The count", RATE_HEADERS),
+                **ERRORS,
+            },
+        },
+        "post": {
+            "operationId": "likes_add",
+            "summary": "Like a post. No body needed.",
+            "tags": ["likes"],
+            "security": [],
+            "parameters": [POST_ID],
+            "responses": {
+                "200": _json(_ref("LikeResult"), "The count after it", RATE_HEADERS),
+                **ERRORS,
+            },
+        },
+        "delete": {
+            "operationId": "likes_remove",
+            "summary": "Undo one like with its receipt.",
+            "tags": ["likes"],
+            "security": [],
+            "parameters": [
+                POST_ID,
+                {
+                    "name": "X-Like-Receipt",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "The receipt (or send {'receipt': ...} as JSON).",
+                },
+            ],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"receipt": {"type": "string"}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(_ref("LikeResult"), "The count after it", RATE_HEADERS),
+                "403": _json(_ref("Error"), "Forged or foreign receipt"),
+                **ERRORS,
+            },
+        },
+    },
+    "/likes/": {
+        "get": {
+            "operationId": "likes_batch",
+            "summary": "The counts of up to 100 posts at once.",
+            "tags": ["likes"],
+            "security": [],
+            "parameters": [
+                {
+                    "name": "ids",
+                    "in": "query",
+                    "required": True,
+                    "description": "Up to 100 comma-separated post ids.",
+                    "schema": {
+                        "type": "string",
+                        "pattern": (
+                            f"^{ID_PATTERN}{{1,200}}(,{ID_PATTERN}{{1,200}}){{0,99}}$"
+                        ),
+                    },
+                }
+            ],
+            "responses": {
+                "200": _json(
+                    {"type": "array", "items": _ref("LikeCount")},
+                    "Counts, in the order asked",
+                    RATE_HEADERS,
+                ),
+                **ERRORS,
+            },
+        },
+    },
+    "/health": {
+        "get": {
+            "operationId": "health",
+            "summary": "Liveness.",
+            "tags": ["operations"],
+            "security": [],
+            "responses": {"200": _json(_ref("Health"), "Alive")},
+        }
+    },
+}
+
+
+def add_public_paths(result, generator, request, public):
+    """drf-spectacular postprocessing hook: append the plain views' paths."""
+    result.setdefault("paths", {}).update(PATHS)
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(COMPONENTS)
+    return result

@@ -1,0 +1,133 @@
+"""The edge of the public API: the client's IP, rate limits and their headers.
+
+One place resolves the client IP and one place builds rate-limit answers; the
+gateway reuses both.
+"""
+
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from django_ratelimit import ALL
+from django_ratelimit.core import _split_rate, get_usage
+
+from likes.conf import conf
+from likes.http import error_response
+
+logger = logging.getLogger("likes.ratelimit")
+
+_IP_ATTR = "_likes_client_ip"
+
+
+def client_ip(request) -> str:
+    """The address of the client that sent ``request``.
+
+    ``REMOTE_ADDR`` unless ``LIKES_CLIENT_IP_HEADER`` names a header set by a
+    trusted proxy (``CF-Connecting-IP`` behind a Cloudflare Tunnel). A missing
+    or malformed header falls back to ``REMOTE_ADDR`` and is logged, so a broken
+    proxy cannot make every reader share one made-up address.
+    """
+    cached = getattr(request, _IP_ATTR, None)
+    if cached is not None:
+        return cached
+    ip = request.META.get("REMOTE_ADDR", "") or ""
+    header = conf.CLIENT_IP_HEADER
+    if header:
+        meta_key = "HTTP_" + header.upper().replace("-", "_")
+        raw = request.META.get(meta_key, "").strip()
+        try:
+            ip = str(ipaddress.ip_address(raw))
+        except ValueError:
+            logger.warning(
+                "Client IP header %s is %s; using REMOTE_ADDR",
+                header,
+                "missing" if not raw else "malformed",
+            )
+    setattr(request, _IP_ATTR, ip)
+    return ip
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """Where a client stands against one rate limit."""
+
+    policy: str
+    limit: int
+    remaining: int
+    reset_after: int  # seconds until the window ends
+    window: int  # seconds
+    exceeded: bool
+
+    def headers(self) -> dict[str, str]:
+        """Rate-limit headers: the IETF draft fields and the common X- ones."""
+        reset_after = max(self.reset_after, 0)
+        headers = {
+            "RateLimit-Policy": f'"{self.policy}";q={self.limit};w={self.window}',
+            "RateLimit": f'"{self.policy}";r={self.remaining};t={reset_after}',
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(int(time.time()) + reset_after),
+        }
+        if self.exceeded:
+            headers["Retry-After"] = str(max(reset_after, 1))
+        return headers
+
+
+def ip_bucket(group, request) -> str:
+    """Rate-limit key: the client IP; IPv6 by /64, what one client usually holds."""
+    ip = client_ip(request)
+    if ":" in ip:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address)
+    return ip
+
+
+def check(
+    request, *, policy: str, rate: str | None, key=None, fail_open: bool
+) -> Limit | None:
+    """Count this request against ``rate`` and say where the client stands.
+
+    Returns None when rate limiting is off (``RATELIMIT_ENABLE``) or there is no
+    rate. When the shared cache cannot count, ``fail_open`` decides: let the
+    request through (public reads and likes) or refuse it (logins).
+    """
+    if not rate:
+        return None
+    try:
+        usage = get_usage(
+            request,
+            group=policy,
+            key=key or ip_bucket,
+            rate=rate,
+            method=ALL,
+            increment=True,
+        )
+    except Exception:  # the cache backend is down or unreadable
+        logger.exception("Rate-limit cache unavailable for %s", policy)
+        usage = {"count": 0, "limit": 0, "should_limit": True, "time_left": -1}
+    if usage is None:
+        return None
+    window = _split_rate(rate)[1]
+    if usage["limit"] == 0 and usage["time_left"] == -1:
+        # django-ratelimit's answer when the cache could not count.
+        if fail_open:
+            return None
+        return Limit(policy, 0, 0, window, window, exceeded=True)
+    return Limit(
+        policy=policy,
+        limit=usage["limit"],
+        remaining=max(usage["limit"] - usage["count"], 0),
+        reset_after=usage["time_left"],
+        window=window,
+        exceeded=usage["should_limit"],
+    )
+
+
+def too_many_requests(limit: Limit):
+    return error_response(
+        HTTPStatus.TOO_MANY_REQUESTS,
+        code="rate_limited",
+        detail=f"Too many requests; try again in {limit.headers()['Retry-After']} s.",
+        headers=limit.headers(),
+    )

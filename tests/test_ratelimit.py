@@ -1,0 +1,184 @@
+from http import HTTPStatus
+
+import httpx
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.test import RequestFactory
+
+from likes.ratelimit import client_ip
+from tests.live import fire, gunicorn, manage, project_env
+
+# Hour windows: a minute window could roll over in the middle of a test.
+RATE = "3/h"
+
+
+@pytest.fixture
+def limits_on(settings):
+    settings.RATELIMIT_ENABLE = True
+    settings.LIKES_GET_RATE = RATE
+    settings.LIKES_POST_RATE = RATE
+    settings.LIKES_DEDUPE = False
+    cache.clear()
+    yield settings
+    cache.clear()
+
+
+def read(client, ip=None, **headers):
+    extra = {"REMOTE_ADDR": ip} if ip else {}
+    return client.get("/likes/p", headers=headers, **extra)
+
+
+def test_client_ip_is_remote_addr_by_default(settings):
+    settings.LIKES_CLIENT_IP_HEADER = ""
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="10.0.0.9", HTTP_CF_CONNECTING_IP="198.51.100.1"
+    )
+
+    assert client_ip(request) == "10.0.0.9"
+
+
+def test_client_ip_comes_from_the_trusted_header_when_configured(settings):
+    settings.LIKES_CLIENT_IP_HEADER = "CF-Connecting-IP"
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="10.0.0.9", HTTP_CF_CONNECTING_IP="2001:db8::7"
+    )
+
+    assert client_ip(request) == "2001:db8::7"
+
+
+@pytest.mark.parametrize("bad", ["", "not-an-ip", "1.2.3.4, 5.6.7.8", "999.1.1.1"])
+def test_malformed_client_ip_header_falls_back_and_logs(settings, caplog, bad):
+    settings.LIKES_CLIENT_IP_HEADER = "CF-Connecting-IP"
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="10.0.0.9", HTTP_CF_CONNECTING_IP=bad
+    )
+
+    assert client_ip(request) == "10.0.0.9"
+    assert "CF-Connecting-IP" in caplog.text
+    if bad:
+        assert bad not in caplog.text  # the log never repeats the value
+
+
+@pytest.mark.django_db
+def test_two_clients_behind_a_trusted_header_get_separate_buckets(client, limits_on):
+    limits_on.LIKES_CLIENT_IP_HEADER = "CF-Connecting-IP"
+    tunnel = "172.18.0.2"  # every request arrives from cloudflared
+
+    for _ in range(3):
+        assert read(client, tunnel, CF_Connecting_IP="198.51.100.1").status_code == 200
+    assert read(client, tunnel, CF_Connecting_IP="198.51.100.1").status_code == 429
+    assert read(client, tunnel, CF_Connecting_IP="198.51.100.2").status_code == 200
+
+
+@pytest.mark.django_db
+def test_spoofed_header_does_not_change_the_bucket_when_not_trusted(client, limits_on):
+    limits_on.LIKES_CLIENT_IP_HEADER = ""
+
+    for n in range(3):
+        response = read(client, "203.0.113.5", CF_Connecting_IP=f"198.51.100.{n}")
+        assert response.status_code == 200
+    response = read(client, "203.0.113.5", CF_Connecting_IP="198.51.100.99")
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+
+@pytest.mark.django_db
+def test_429_is_json_with_retry_after_and_rate_limit_headers(client, limits_on):
+    for _ in range(3):
+        client.post("/likes/p")
+
+    response = client.post("/likes/p")
+
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert response.json()["code"] == "rate_limited"
+    assert 1 <= int(response["Retry-After"]) <= 3600
+    assert response["RateLimit-Policy"] == '"likes-write";q=3;w=3600'
+    assert response["RateLimit"].startswith('"likes-write";r=0;t=')
+    assert response["X-RateLimit-Limit"] == "3"
+    assert response["X-RateLimit-Remaining"] == "0"
+    assert int(response["X-RateLimit-Reset"]) > 0
+
+
+@pytest.mark.django_db
+def test_allowed_responses_carry_the_remaining_count(client, limits_on):
+    first, second = read(client), read(client)
+
+    assert first["X-RateLimit-Remaining"] == "2"
+    assert second["X-RateLimit-Remaining"] == "1"
+    assert "Retry-After" not in second
+
+
+@pytest.mark.django_db
+def test_reads_and_writes_are_limited_separately(client, limits_on):
+    for _ in range(3):
+        client.post("/likes/p")
+
+    assert client.post("/likes/p").status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert read(client).status_code == HTTPStatus.OK
+
+
+@pytest.mark.django_db
+def test_ratelimit_enable_false_switches_limits_off(client, limits_on):
+    limits_on.RATELIMIT_ENABLE = False
+
+    for _ in range(5):
+        response = client.post("/likes/p")
+        assert response.status_code == HTTPStatus.OK
+    assert "X-RateLimit-Limit" not in response
+
+
+DEAD_REDIS = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "IGNORE_EXCEPTIONS": True},
+    }
+}
+
+
+@pytest.mark.django_db
+def test_likes_fail_open_when_the_cache_is_down(client, limits_on):
+    limits_on.CACHES = DEAD_REDIS
+
+    response = client.post("/likes/p")
+
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["likes"] == 1
+
+
+@pytest.mark.django_db
+def test_admin_login_fails_closed_when_the_cache_is_down(client, limits_on):
+    limits_on.CACHES = DEAD_REDIS
+
+    response = client.post("/admin/login/", {"username": "a", "password": "b"})
+
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+
+@pytest.mark.django_db
+def test_admin_login_is_rate_limited(client, limits_on):
+    limits_on.ADMIN_LOGIN_RATE = "2/h"
+    get_user_model().objects.create_user("author", password="right-password-123")
+    attempts = [
+        client.post("/admin/login/", {"username": "author", "password": "wrong"})
+        for _ in range(3)
+    ]
+
+    assert [r.status_code for r in attempts] == [200, 200, 429]
+    assert attempts[-1].json()["code"] == "rate_limited"
+    assert client.get("/admin/login/").status_code == HTTPStatus.OK
+
+
+@pytest.mark.live
+def test_limits_are_exact_across_gunicorn_workers(tmp_path):
+    env = project_env(
+        DATA_DIR=str(tmp_path), LIKES_GET_RATE="40/h", RATELIMIT_ENABLE="true"
+    )
+    manage("migrate", "--noinput", env=env)
+
+    with gunicorn(env, workers=2) as server:
+        outcomes = fire("GET", f"{server.base_url}/likes/p", total=120, concurrency=8)
+        last = httpx.get(f"{server.base_url}/likes/p")
+
+    assert outcomes == {200: 40, 429: 80}
+    assert last.status_code == HTTPStatus.TOO_MANY_REQUESTS
