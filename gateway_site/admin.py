@@ -9,7 +9,14 @@ from likes import ratelimit
 class AdminSite(admin.AdminSite):
     site_header = "Likes"
     site_title = "Likes admin"
-    index_title = "Dashboard"
+    index_title = "Administration"
+    index_template = "admin/likes/index.html"
+
+    @property
+    def site_url(self):
+        """ "View site" goes to the blog (LIKES_SITE_URL), or is hidden."""
+        blog = settings.LIKES_SITE_URL.split("{post_id}")[0]
+        return blog or None
 
     def login(self, request, extra_context=None):
         if request.method == "POST":

@@ -9,7 +9,10 @@ from gateway_site import views
 urlpatterns = [
     path("", include("likes.urls")),
     path("health", views.health, name="health"),
-    path("dashboard", RedirectView.as_view(url="/admin/", permanent=False)),
+    path(
+        "dashboard",
+        RedirectView.as_view(pattern_name="admin:likes_dashboard", permanent=False),
+    ),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
 ]

@@ -39,6 +39,11 @@ class Settings:
         return getattr(settings, "LIKES_DEDUPE", True)
 
     @property
+    def SITE_URL(self) -> str:  # noqa: N802
+        """The blog, for admin links: a base URL or a ``{post_id}`` template."""
+        return getattr(settings, "LIKES_SITE_URL", "") or ""
+
+    @property
     def HASH_RETENTION_HOURS(self) -> int:  # noqa: N802
         return 48
 

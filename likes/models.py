@@ -41,6 +41,9 @@ class PostQuerySet(models.QuerySet):
 class Post(models.Model):
     post_id = models.CharField(_("post id"), max_length=200, unique=True)
     likes = models.BigIntegerField(_("likes"), default=0)
+    # The part of ``likes`` that came from likes_import: re-importing a file
+    # replaces this part and keeps the likes counted here since.
+    imported = models.BigIntegerField(_("imported likes"), default=0)
     created_at = models.DateTimeField(_("first seen"), default=timezone.now)
     last_liked_at = models.DateTimeField(_("last liked"), null=True, blank=True)
 
@@ -52,6 +55,9 @@ class Post(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(likes__gte=0), name="likes_post_likes_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(imported__gte=0), name="likes_post_imported_gte_0"
             ),
         ]
         indexes = [models.Index(fields=["-likes", "post_id"], name="likes_post_top")]

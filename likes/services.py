@@ -12,7 +12,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from likes.conf import conf
@@ -89,8 +89,8 @@ def _increment_sql() -> str:
     # and PostgreSQL support INSERT ... ON CONFLICT ... RETURNING.
     table = connection.ops.quote_name(Post._meta.db_table)
     return (
-        f"INSERT INTO {table} (post_id, likes, created_at, last_liked_at) "
-        "VALUES (%s, 1, %s, %s) "
+        f"INSERT INTO {table} (post_id, likes, imported, created_at, last_liked_at) "
+        "VALUES (%s, 1, 0, %s, %s) "
         f"ON CONFLICT (post_id) DO UPDATE SET likes = {table}.likes + 1, "
         "last_liked_at = excluded.last_liked_at "
         "RETURNING id, likes"
@@ -125,10 +125,17 @@ def like_add(*, post_id: str, visitor_hashes: list[str] | tuple = ()) -> LikeRes
     except IntegrityError:
         # The same visitor's like committed first (PostgreSQL, concurrent
         # repeat): the unique hash rolled this one back, counter included.
-        if not visitor_hashes:
+        # Any other integrity error is a bug and must surface.
+        if not visitor_hashes or not _seen(visitor_hashes):
             raise
         return _unchanged(post_id)
     return LikeResult(post_id=post_id, likes=likes, like_id=like_id)
+
+
+def _seen(visitor_hashes) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(_seen_sql(len(visitor_hashes)), list(visitor_hashes))
+        return cursor.fetchone() is not None
 
 
 def like_remove(*, post_id: str, like_id: int) -> LikeResult:
@@ -234,3 +241,54 @@ def purge_expired(*, now: datetime.datetime | None = None) -> PurgeResult:
     for day in [d for d in _salt_cache if d < oldest_day_kept]:
         _salt_cache.pop(day, None)
     return PurgeResult(salts_deleted=salts_deleted, hashes_cleared=hashes_cleared)
+
+
+# --- Corrections ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    target: str
+    likes: int
+    merged: list[str]
+
+
+def post_merge(*, sources: list[str], target: str) -> MergeResult:
+    """Fold the posts ``sources`` into ``target`` (a renamed URL): counts, imported
+    counts and like history move, the source posts go. ``target`` may be new."""
+    sources = [s for s in dict.fromkeys(sources) if s != target]
+    with _writer_lock(), transaction.atomic():
+        posts = list(Post.objects.select_for_update().filter(post_id__in=sources))
+        into, _ = Post.objects.get_or_create(post_id=target)
+        if posts:
+            Like.objects.filter(post__in=posts).update(post=into)
+            totals = Post.objects.filter(pk__in=[p.pk for p in posts]).aggregate(
+                likes=Sum("likes"), imported=Sum("imported")
+            )
+            last = max(
+                (p.last_liked_at for p in posts if p.last_liked_at), default=None
+            )
+            Post.objects.filter(pk=into.pk).update(
+                likes=F("likes") + totals["likes"],
+                imported=F("imported") + totals["imported"],
+                created_at=min([into.created_at, *(p.created_at for p in posts)]),
+            )
+            if last and (into.last_liked_at is None or last > into.last_liked_at):
+                Post.objects.filter(pk=into.pk).update(last_liked_at=last)
+            Post.objects.filter(pk__in=[p.pk for p in posts]).delete()
+        into.refresh_from_db()
+    return MergeResult(
+        target=target, likes=into.likes, merged=[p.post_id for p in posts]
+    )
+
+
+def post_set_count(*, post_id: str, likes: int) -> Post:
+    """Correct a post's count by hand (the admin logs who did it)."""
+    if likes < 0:
+        raise ValueError("A count cannot be negative.")
+    with _writer_lock(), transaction.atomic():
+        post = Post.objects.select_for_update().get(post_id=post_id)
+        post.likes = likes
+        post.imported = min(post.imported, likes)
+        post.save(update_fields=["likes", "imported"])
+    return post

@@ -154,4 +154,4 @@ def test_dashboard_redirects_to_admin(client):
     response = client.get("/dashboard")
 
     assert response.status_code == HTTPStatus.FOUND
-    assert response["Location"] == "/admin/"
+    assert response["Location"] == "/admin/likes/post/dashboard/"

@@ -52,8 +52,11 @@ def test_schemathesis_finds_no_failures_against_the_live_app(tmp_path):
                 CHECKS,
                 "--header",
                 f"X-API-Key: {STATS_KEY}",
+                # Not the "coverage" phase: on CPython 3.11.7 it intermittently
+                # crashes inside schemathesis with "SystemError: AST constructor
+                # recursion depth mismatch" (an interpreter bug, not our API).
                 "--phases",
-                "examples,coverage,fuzzing",
+                "examples,fuzzing",
                 "--max-examples",
                 "40",
                 "--seed",
@@ -69,6 +72,7 @@ def test_schemathesis_finds_no_failures_against_the_live_app(tmp_path):
             capture_output=True,
             text=True,
             timeout=120,
+            cwd=tmp_path,  # schemathesis keeps a cache in its working directory
             env={**env, "SCHEMATHESIS_TELEMETRY": "false", "PYTHONIOENCODING": "utf-8"},
         )
 

@@ -36,3 +36,10 @@ def test_top_orders_by_likes_then_id():
 
     assert [p.post_id for p in Post.objects.top()] == ["c", "a", "b"]
     assert [p.post_id for p in Post.objects.top(1)] == ["c"]
+
+
+def test_an_integrity_error_that_is_not_a_repeat_like_surfaces():
+    # A broken statement (here: a NULL post id) must not pass for a duplicate.
+    with pytest.raises(IntegrityError):
+        like_add(post_id=None, visitor_hashes=["f" * 64])
+    assert not Post.objects.exists()

@@ -272,6 +272,7 @@ SPECTACULAR_SETTINGS = {
 
 LIKES_ADMIN_API_KEY = env.str("ADMIN_API_KEY", default="")
 LIKES_CLIENT_IP_HEADER = env.str("CLIENT_IP_HEADER", default="")
+LIKES_SITE_URL = env.str("LIKES_SITE_URL", default="")
 LIKES_POST_RATE = env.str("LIKES_POST_RATE", default="10/m")
 LIKES_GET_RATE = env.str("LIKES_GET_RATE", default="120/m")
 LIKES_DEDUPE = env.bool("LIKES_DEDUPE", default=True)

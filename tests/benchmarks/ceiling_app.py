@@ -13,8 +13,8 @@ from urllib.parse import unquote
 
 DB_PATH = os.path.join(os.environ["DATA_DIR"], "likes.sqlite3")
 UPSERT = (
-    "INSERT INTO likes_post (post_id, likes, created_at, last_liked_at) "
-    "VALUES (?, 1, ?, ?) ON CONFLICT (post_id) DO UPDATE SET "
+    "INSERT INTO likes_post (post_id, likes, imported, created_at, last_liked_at) "
+    "VALUES (?, 1, 0, ?, ?) ON CONFLICT (post_id) DO UPDATE SET "
     "likes = likes_post.likes + 1, last_liked_at = excluded.last_liked_at "
     "RETURNING id, likes"
 )
