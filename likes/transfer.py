@@ -1,0 +1,481 @@
+"""Import, export and report like counts, manage API keys; the likes_* commands."""
+
+import csv
+import io
+import json
+import re
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from contextlib import closing, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from django.db import connection, transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from likes import services
+from likes.models import APIKey, Post
+from likes.validators import post_id_error
+
+# A row as read: post id, count, and what is wrong with its shape (or None).
+RawRow = tuple[object, object, str | None]
+
+IMPORT_FORMATS = ("sqlite", "csv", "json")
+EXPORT_FORMATS = ("csv", "json")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+CSV_HEADER = ["post_id", "likes"]
+# Report progress every this many rows, on files longer than that.
+PROGRESS_EVERY = 10_000
+# Rows per upsert statement: 4 parameters each stays under SQLite's old limit
+# of 999 bound parameters.
+BATCH_SIZE = 200
+# The largest value a BigIntegerField holds.
+MAX_COUNT = 2**63 - 1
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+
+
+class TransferError(Exception):
+    """A request refused as a whole; nothing was written."""
+
+
+class InvalidRowsError(TransferError):
+    """A strict import refused because some rows are invalid."""
+
+    def __init__(self, errors: list["RowError"]):
+        self.errors = errors
+        super().__init__(
+            f"{len(errors)} invalid row(s); strict import refused, nothing written."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PostCount:
+    post_id: str
+    likes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    # Rows count from 1 in file order: data rows after the CSV header, items of
+    # the JSON list, rows of the SQLite table.
+    number: int
+    post_id: object
+    reason: str
+
+    def __str__(self) -> str:
+        shown = f" ({self.post_id!r:.60})" if isinstance(self.post_id, str) else ""
+        return f"row {self.number}{shown}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    post_id: str
+    count: int  # the file's value: the post's imported part from now on
+    before: int | None  # None: the post does not exist yet
+    after: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    format: str
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    errors: list[RowError]
+    changes: list[Change] = field(repr=False)
+    dry_run: bool
+
+    @property
+    def imported(self) -> int:
+        return self.created + self.updated
+
+    @property
+    def skipped(self) -> int:
+        return len(self.errors)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    top: list[PostCount]
+    posts: int
+    likes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RenameResult:
+    old: str
+    new: str
+    likes: int
+    merged_into_existing: bool
+
+
+# --- Import -----------------------------------------------------------------
+
+
+def detect_format(path: Path) -> str:
+    """Tell the format of ``path`` from its content: sqlite, json or csv."""
+    with _open(path, "rb") as handle:
+        if handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
+            return "sqlite"
+    try:
+        parsed = json.loads(_read_text(path))
+    except (TransferError, ValueError):
+        return "csv"
+    # An object is a JSON file of the wrong shape, better reported as such
+    # than as a CSV file without a header.
+    return "json" if isinstance(parsed, list | dict) else "csv"
+
+
+def import_counts(
+    *,
+    path: str | Path,
+    format: str | None = None,
+    dry_run: bool = False,
+    strict: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    progress_every: int = PROGRESS_EVERY,
+) -> ImportResult:
+    """Import like counts from a file of the original service or likes_export."""
+    path = Path(path)
+    if format is None:
+        format = detect_format(path)
+    if format not in IMPORT_FORMATS:
+        raise TransferError(f"Unknown format {format!r}; use one of {IMPORT_FORMATS}.")
+    raw = list(_READERS[format](path))
+    rows, errors = _validate(raw)
+    if strict and errors:
+        raise InvalidRowsError(errors)
+
+    changes: list[Change] = []
+    unchanged = 0
+    done = 0
+    # All rows in one transaction: an error anywhere leaves nothing written.
+    with nullcontext() if dry_run else transaction.atomic():
+        for start in range(0, len(rows), BATCH_SIZE):
+            batch = rows[start : start + BATCH_SIZE]
+            batch_changes = _plan(batch)
+            unchanged += len(batch) - len(batch_changes)
+            changes += batch_changes
+            if not dry_run and batch_changes:
+                _upsert(batch_changes)
+            done = _report(progress, progress_every, done, batch[-1][0], len(raw))
+        _report(progress, progress_every, done, len(raw), len(raw))
+
+    created = sum(1 for change in changes if change.before is None)
+    return ImportResult(
+        format=format,
+        rows=len(raw),
+        created=created,
+        updated=len(changes) - created,
+        unchanged=unchanged,
+        errors=errors,
+        changes=changes,
+        dry_run=dry_run,
+    )
+
+
+def _report(progress, every: int, done: int, now: int, total: int) -> int:
+    # Called per batch; reports each multiple of ``every`` passed since ``done``.
+    if progress is not None and every > 0 and total > every:
+        for mark in range(done // every * every + every, now + 1, every):
+            progress(mark, total)
+    return now
+
+
+def _plan(batch: list[tuple[int, str, int]]) -> list[Change]:
+    # A row's count replaces the post's imported part and moves its likes by
+    # the difference: likes counted here since the last import are kept, and
+    # the same file imported again changes nothing.
+    known = {
+        post_id: (likes, imported)
+        for post_id, likes, imported in Post.objects.filter(
+            post_id__in=[post_id for _, post_id, _ in batch]
+        ).values_list("post_id", "likes", "imported")
+    }
+    changes = []
+    for _, post_id, count in batch:
+        if post_id not in known:
+            changes.append(Change(post_id, count, before=None, after=count))
+            continue
+        likes, imported = known[post_id]
+        if count != imported:
+            after = max(likes + count - imported, 0)
+            changes.append(Change(post_id, count, before=likes, after=after))
+    return changes
+
+
+def _upsert_sql(n: int) -> str:
+    # One statement creates the post or moves its counter relative to the value
+    # in the row, not to the one read by _plan: a like counted meanwhile (on
+    # PostgreSQL) is kept, and a post first liked meanwhile is no conflict.
+    table = connection.ops.quote_name(Post._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s)"] * n)
+    kept = f"{table}.likes + excluded.imported - {table}.imported"
+    return (
+        f"INSERT INTO {table} (post_id, likes, imported, created_at) "
+        f"VALUES {values} ON CONFLICT (post_id) DO UPDATE SET "
+        f"likes = CASE WHEN {kept} > 0 THEN {kept} ELSE 0 END, "
+        "imported = excluded.imported"
+    )
+
+
+def _upsert(changes: list[Change]) -> None:
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    params = []
+    for change in changes:
+        params += [change.post_id, change.count, change.count, now]
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(len(changes)), params)
+
+
+def _validate(raw: list[RawRow]) -> tuple[list[tuple[int, str, int]], list[RowError]]:
+    checked = []
+    for number, (post_id, count, problem) in enumerate(raw, start=1):
+        value, count_reason = _parse_count(count)
+        reason = problem or _post_id_reason(post_id) or count_reason
+        checked.append((number, post_id, value, reason))
+    seen = Counter(post_id for _, post_id, _, reason in checked if reason is None)
+    rows, errors = [], []
+    for number, post_id, value, reason in checked:
+        if reason is None and seen[post_id] > 1:
+            reason = f"post_id appears {seen[post_id]} times in the file."
+        if reason is None:
+            rows.append((number, post_id, value))
+        else:
+            errors.append(RowError(number=number, post_id=post_id, reason=reason))
+    return rows, errors
+
+
+def _post_id_reason(post_id: object) -> str | None:
+    if post_id is None:
+        return "post_id is missing."
+    if not isinstance(post_id, str):
+        return f"post_id must be text, not {post_id!r:.40}."
+    return post_id_error(post_id)
+
+
+def _parse_count(count: object) -> tuple[int, str | None]:
+    if count is None or count == "":
+        return 0, "the count is missing."
+    if isinstance(count, str) and WHOLE_NUMBER.fullmatch(count.strip()):
+        count = int(count.strip())
+    if isinstance(count, bool) or not isinstance(count, int):
+        return 0, f"the count is not a whole number: {count!r:.40}."
+    if count < 0:
+        return 0, f"the count must not be negative: {count}."
+    if count > MAX_COUNT:
+        return 0, f"the count is too large: {count}."
+    return count, None
+
+
+def _open(path: Path, mode: str):
+    if not path.exists():
+        raise TransferError(f"{path}: no such file.")
+    if not path.is_file():
+        raise TransferError(f"{path}: not a file.")
+    try:
+        return path.open(mode)
+    except OSError as exc:
+        raise TransferError(f"{path}: cannot be read: {exc.strerror}.") from exc
+
+
+def _read_text(path: Path) -> str:
+    with _open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        # utf-8-sig: spreadsheets often start their CSV with a byte-order mark.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TransferError(
+            f"{path}: not a SQLite database and not UTF-8 text (CSV or JSON): "
+            f"undecodable byte at offset {exc.start}."
+        ) from exc
+
+
+def _read_sqlite(path: Path) -> list[RawRow]:
+    _open(path, "rb").close()  # the same errors as the other formats
+    # Read-only: the original service's file is evidence, never to be changed.
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            # Undecodable text becomes U+FFFD, which then fails id validation.
+            db.text_factory = lambda data: data.decode("utf-8", errors="replace")
+            _check_original_schema(db, path)
+            rows = db.execute('SELECT "post_id", "count" FROM "likes"').fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise TransferError(f"{path}: not a readable SQLite database: {exc}.") from exc
+    return [(post_id, count, None) for post_id, count in rows]
+
+
+def _check_original_schema(db: sqlite3.Connection, path: Path) -> None:
+    # A damaged file can read without error yet miss rows: check it first.
+    problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        raise TransferError(f"{path}: damaged SQLite database: {problems[0]}.")
+    tables = db.execute(
+        "SELECT name FROM sqlite_master "
+        "WHERE type IN ('table', 'view') AND lower(name) = 'likes'"
+    ).fetchall()
+    if not tables:
+        raise TransferError(
+            f"{path}: no 'likes' table; expected the original service's "
+            "likes(post_id TEXT PRIMARY KEY, count INTEGER)."
+        )
+    columns = {row[1].lower() for row in db.execute('PRAGMA table_info("likes")')}
+    missing = [name for name in ("post_id", "count") if name not in columns]
+    if missing:
+        raise TransferError(
+            f"{path}: the 'likes' table has no {' and no '.join(missing)} column; "
+            f"found {', '.join(sorted(columns))}; expected likes(post_id, count)."
+        )
+
+
+def _read_csv(path: Path) -> list[RawRow]:
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise TransferError(f"{path}: empty file; expected a post_id,likes header.")
+        if [name.strip() for name in header] != CSV_HEADER:
+            raise TransferError(
+                f"{path}: the first line must be the header post_id,likes "
+                f"(as written by likes_export); found {','.join(header)[:80]!r}."
+            )
+        rows = []
+        for fields in reader:
+            if not fields:
+                continue  # a blank line
+            if len(fields) == len(CSV_HEADER):
+                rows.append((fields[0], fields[1], None))
+            else:
+                problem = f"expected 2 fields (post_id,likes), found {len(fields)}."
+                rows.append((fields[0], None, problem))
+    except csv.Error as exc:
+        message = f"{path}: not valid CSV, line {reader.line_num}: {exc}."
+        raise TransferError(message) from exc
+    return rows
+
+
+def _read_json(path: Path) -> list[RawRow]:
+    try:
+        items = json.loads(_read_text(path))
+    except ValueError as exc:
+        raise TransferError(f"{path}: not valid JSON: {exc}.") from exc
+    shape = 'a list of {"post_id": ..., "likes": ...} objects (as likes_export writes)'
+    if not isinstance(items, list):
+        raise TransferError(f"{path}: expected {shape}; found {type(items).__name__}.")
+    rows = []
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict) or not {"post_id", "likes"} <= item.keys():
+            raise TransferError(
+                f'{path}: item {number} is not an object with "post_id" and "likes"; '
+                f"expected {shape}."
+            )
+        rows.append((item["post_id"], item["likes"], None))
+    return rows
+
+
+_READERS = {"sqlite": _read_sqlite, "csv": _read_csv, "json": _read_json}
+
+
+# --- Export and statistics ------------------------------------------------------
+
+
+def export_counts(*, out: TextIO, format: str = "csv") -> int:
+    """Write every post's count to ``out``, most liked first; return how many."""
+    if format not in EXPORT_FORMATS:
+        raise TransferError(f"Unknown format {format!r}; use one of {EXPORT_FORMATS}.")
+    rows = Post.objects.top().values_list("post_id", "likes").iterator(chunk_size=2000)
+    written = 0
+    if format == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_HEADER)
+        for row in rows:
+            writer.writerow(row)
+            written += 1
+        return written
+    # Streamed one item behind, so every write is a whole line (a command's
+    # stdout ends each write with a newline) and a large export never sits in
+    # memory whole.
+    out.write("[\n")
+    previous = None
+    for post_id, likes in rows:
+        if previous is not None:
+            out.write(f"  {previous},\n")
+        previous = json.dumps({"post_id": post_id, "likes": likes}, ensure_ascii=False)
+        written += 1
+    if previous is not None:
+        out.write(f"  {previous}\n")
+    out.write("]\n")
+    return written
+
+
+def stats(*, limit: int | None = None) -> Stats:
+    """Return the ``limit`` most liked posts (None: all) and the overall totals."""
+    totals = Post.objects.aggregate(posts=Count("pk"), likes=Sum("likes"))
+    top = [
+        PostCount(post_id=post_id, likes=likes)
+        for post_id, likes in Post.objects.top(limit).values_list("post_id", "likes")
+    ]
+    return Stats(top=top, posts=totals["posts"], likes=totals["likes"] or 0)
+
+
+# --- API keys -----------------------------------------------------------------
+
+
+def apikey_create(*, name: str) -> tuple[APIKey, str]:
+    """Create a stats API key; return it and the key text, which is not stored."""
+    name = name.strip()
+    max_length = APIKey._meta.get_field("name").max_length
+    if not name:
+        raise TransferError("The key needs a name (--name).")
+    if len(name) > max_length:
+        raise TransferError(f"The name must be at most {max_length} characters.")
+    with transaction.atomic():
+        return APIKey.objects.create_key(name=name)
+
+
+def apikey_list() -> list[APIKey]:
+    """Return all API keys, oldest first."""
+    return list(APIKey.objects.order_by("created", "prefix"))
+
+
+def apikey_revoke(*, prefix: str) -> tuple[APIKey, bool]:
+    """Revoke the key with ``prefix``; tell whether it was still active."""
+    with transaction.atomic():
+        key = APIKey.objects.select_for_update().filter(prefix=prefix).first()
+        if key is None:
+            raise TransferError(f"No API key with prefix {prefix!r}.")
+        if key.revoked:
+            return key, False
+        key.revoked = True
+        key.save(update_fields=["revoked"])
+    return key, True
+
+
+# --- Corrections ----------------------------------------------------------------
+
+
+def post_rename(*, old: str, new: str) -> RenameResult:
+    """Move post ``old`` with its count and history to ``new`` (merged if it exists)."""
+    if (error := post_id_error(new)) is not None:
+        raise TransferError(f"{new!r} is not a valid post id: {error}")
+    if old == new:
+        raise TransferError("The old and the new post id are the same.")
+    # Checked before, not inside, post_merge's transaction: wrapping it in one
+    # more would take SQLite's write lock before the writer queue post_merge
+    # waits in, and deadlock with a worker holding the queue.
+    if not Post.objects.filter(post_id=old).exists():
+        raise TransferError(f"No post {old!r}.")
+    existed = Post.objects.filter(post_id=new).exists()
+    result = services.post_merge(sources=[old], target=new)
+    if old not in result.merged:
+        raise TransferError(f"Post {old!r} was removed meanwhile; nothing moved.")
+    return RenameResult(
+        old=old, new=new, likes=result.likes, merged_into_existing=existed
+    )
