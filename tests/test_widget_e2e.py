@@ -195,6 +195,18 @@ def test_like_button_in_a_real_hugo_site(tmp_path):
                 ]
                 assert len(api_calls) == 1, api_calls
                 assert "/likes/?ids=" in api_calls[0]
+
+                # Client-side navigation adds buttons later: they are picked up.
+                page2.evaluate(
+                    """() => document.body.insertAdjacentHTML('beforeend',
+                        '<button type="button" id="late" data-likes-post="first-post">'
+                        + '<span data-likes-count></span></button>')"""
+                )
+                late = page2.locator("#late")
+                playwright_api.expect(late.locator("[data-likes-count]")).to_have_text(
+                    "2"
+                )
+                playwright_api.expect(late).to_have_attribute("aria-pressed", "true")
                 page.goto(f"{site_url}/posts/first-post/")
                 playwright_api.expect(count).to_have_text("2")
                 page.screenshot(
