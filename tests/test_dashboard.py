@@ -175,7 +175,7 @@ def _generate(posts: int, likes: int):
         cursor.execute(
             f"{counter} INSERT INTO {post_table} "
             "(post_id, likes, imported, created_at) "
-            "SELECT 'post-' || x, x % 997, 0, %s FROM n",
+            "SELECT 'post-' || x, x %% 997, 0, %s FROM n",
             [posts, connection.ops.adapt_datetimefield_value(now)],
         )
         cursor.execute(f"SELECT MIN(id) FROM {post_table}")
@@ -186,7 +186,7 @@ def _generate(posts: int, likes: int):
             cursor.execute(
                 f"{counter} INSERT INTO {like_table} "
                 "(post_id, created_at, visitor_hash) "
-                "SELECT %s + (x * 7919 + %s) % %s, %s, '' FROM n",
+                "SELECT %s + (x * 7919 + %s) %% %s, %s, '' FROM n",
                 [
                     per_day,
                     first,
