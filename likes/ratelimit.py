@@ -125,9 +125,10 @@ def check(
 
 
 def too_many_requests(limit: Limit):
+    headers = limit.headers()
     return error_response(
         HTTPStatus.TOO_MANY_REQUESTS,
         code="rate_limited",
-        detail=f"Too many requests; try again in {limit.headers()['Retry-After']} s.",
-        headers=limit.headers(),
+        detail=f"Too many requests; try again in {headers['Retry-After']} s.",
+        headers=headers,
     )

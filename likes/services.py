@@ -72,6 +72,11 @@ _sqlite_writers = SQLiteWriterQueue()
 def _writer_lock():
     if connection.vendor != "sqlite" or connection.is_in_memory_db():
         return nullcontext()
+    if connection.in_atomic_block:
+        # An enclosing transaction (the admin's change view, a command) already
+        # holds SQLite's write lock: BEGIN IMMEDIATE. Queueing now would take
+        # the locks in the opposite order to the web workers and deadlock.
+        return nullcontext()
     return _sqlite_writers()
 
 

@@ -467,9 +467,6 @@ def post_rename(*, old: str, new: str) -> RenameResult:
         raise TransferError(f"{new!r} is not a valid post id: {error}")
     if old == new:
         raise TransferError("The old and the new post id are the same.")
-    # Checked before, not inside, post_merge's transaction: wrapping it in one
-    # more would take SQLite's write lock before the writer queue post_merge
-    # waits in, and deadlock with a worker holding the queue.
     if not Post.objects.filter(post_id=old).exists():
         raise TransferError(f"No post {old!r}.")
     existed = Post.objects.filter(post_id=new).exists()

@@ -72,3 +72,39 @@ def test_concurrent_posts_are_exact_on_postgresql(tmp_path, postgres_url):
         ).fetchone()
         (events,) = db.execute("SELECT COUNT(*) FROM likes_like").fetchone()
     assert stored == events == counted
+
+
+CORRECT_INSIDE_A_TRANSACTION = """
+import django
+django.setup()
+from django.db import transaction
+from likes import services
+from likes.models import Post
+Post.objects.create(post_id="p", likes=1)
+with transaction.atomic():  # as the admin's change view runs
+    services.post_set_count(post_id="p", likes=5)
+print(Post.objects.get(post_id="p").likes)
+"""
+
+
+def test_a_write_inside_a_transaction_does_not_wait_for_the_writer_queue(tmp_path):
+    """The enclosing transaction holds SQLite's lock already; queueing behind a
+    worker that waits for that lock would deadlock."""
+    import fcntl
+    import subprocess
+    import sys
+
+    env = project_env(DATA_DIR=str(tmp_path))
+    manage("migrate", "--noinput", env=env)
+    with open(tmp_path / "likes.sqlite3.write-lock", "a+b") as queue:
+        fcntl.flock(queue, fcntl.LOCK_EX)  # a web worker is writing
+        result = subprocess.run(
+            [sys.executable, "-c", CORRECT_INSIDE_A_TRANSACTION],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=15,
+        )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "5"
