@@ -19,12 +19,18 @@ bind = [
     f"{os.environ.get('API_GATEWAY_HOST', '127.0.0.1')}:"
     f"{os.environ.get('API_GATEWAY_PORT', '8000')}"
 ]
-worker_class = "gthread"
 workers = configured_workers()
 # One thread per worker is fastest for the likes API (tests/benchmarks): more
 # threads only add GIL and SQLite lock contention. Raise it when the gateway
 # proxies slow upstream services, so one slow call cannot hold a whole worker.
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# With one thread, gthread only adds a round trip through its poller and a
+# second thread per request: sync workers do the same work with about a
+# quarter less CPU (tests/benchmarks). Gunicorn switches a sync worker with
+# more than one thread to gthread by itself, so GUNICORN_THREADS > 1 gets
+# gthread workers. Sync workers close the connection after each response;
+# behind cloudflared or another proxy on the same host that costs little.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 # Load Django once in the master so workers share its memory pages.
 preload_app = True
 # Cloudflare closes a request after 100 s; stop slightly before it.
