@@ -334,6 +334,11 @@ def main(argv=None):
         default=["get", "post", "batch"],
         help="comma-separated: get,post,batch",
     )
+    parser.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="run the project with rate limits counting (limits too high to refuse)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument(
         "--deploy-bin",
@@ -350,6 +355,12 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp(prefix="likes-bench-"))
     project_dir, ceiling_dir = work / "project", work / "ceiling"
     common = project_env(RATELIMIT_ENABLE="false", LIKES_DEDUPE="off")
+    if args.rate_limits:
+        # Count every request, as a default install does, without refusing any.
+        unlimited = "1000000/s"
+        common.update(
+            RATELIMIT_ENABLE="true", LIKES_GET_RATE=unlimited, LIKES_POST_RATE=unlimited
+        )
     for data_dir in (project_dir, ceiling_dir):
         manage("migrate", "--noinput", env={**common, "DATA_DIR": str(data_dir)})
 
@@ -423,6 +434,7 @@ def main(argv=None):
             "project_workers": os.environ.get("WEB_CONCURRENCY") or "default",
             "project_threads": os.environ.get("GUNICORN_THREADS") or "default",
             "project_venv": str(args.deploy_bin.parent),
+            "rate_limits": args.rate_limits,
         },
         "results": results,
         "memory": memory,
