@@ -1,4 +1,6 @@
 import base64
+import hashlib
+import hmac
 import json
 from datetime import timedelta
 from http import HTTPStatus
@@ -497,3 +499,80 @@ def test_schema_describes_the_auth_endpoints(client):
     assert set(paths["/users/me"]) == {"get"}
     assert set(paths["/token"]["post"]["responses"]) >= {"200", "400", "401", "429"}
     assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+# --- RSA and EC ---------------------------------------------------------------------
+
+
+def private_pem(algorithm: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if algorithm.startswith("RS"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def public_pem(private: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(private.encode(), password=None)
+    return (
+        key.public_key()
+        .public_bytes(
+            serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo,
+        )
+        .decode()
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
+def test_asymmetric_algorithm_signs_with_the_private_key(
+    client, user, settings, algorithm
+):
+    settings.JWT_ALGORITHM = algorithm
+    settings.JWT_SECRET_KEY = private_pem(algorithm)
+
+    token = obtain(client).json()["access_token"]
+
+    assert check_jwt(None) == []
+    assert jwt.get_unverified_header(token)["alg"] == algorithm
+    claims = jwt.decode(
+        token, public_pem(settings.JWT_SECRET_KEY), algorithms=[algorithm]
+    )
+    assert claims["user_id"] == str(user.pk)
+    assert me(client, token).status_code == HTTPStatus.OK
+
+
+def test_rs256_refuses_hs256_signed_with_the_public_key(client, user, settings):
+    # The classic algorithm confusion: the public key used as an HMAC secret.
+    settings.JWT_ALGORITHM = "RS256"
+    settings.JWT_SECRET_KEY = private_pem("RS256")
+    token = obtain(client).json()["access_token"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(claims)}"
+    mac = hmac.new(
+        public_pem(settings.JWT_SECRET_KEY).encode(),
+        signing_input.encode(),
+        hashlib.sha256,
+    ).digest()
+    forged = f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+    assert_unauthorized(me(client, forged), "token_not_valid")
+
+
+def test_rs256_with_a_public_key_is_an_error(settings):
+    settings.JWT_ALGORITHM = "RS256"
+    settings.JWT_SECRET_KEY = public_pem(private_pem("RS256"))
+
+    errors = check_jwt(None)
+
+    assert [e.id for e in errors] == ["gateway_site.E103"]
+    assert "not a public one" in errors[0].msg
