@@ -1,9 +1,11 @@
+import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
 import httpx
 import pytest
+import redis
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import RequestFactory
@@ -232,13 +234,13 @@ def hammer(url: str, *, headers: dict, total: int, concurrency: int) -> Counter:
         return Counter(pool.map(lambda _: client.get(url).status_code, range(total)))
 
 
-@pytest.mark.live
-def test_tiers_are_exact_across_gunicorn_workers(tmp_path):
+def run_tiers_across_workers(tmp_path, **env_overrides):
     env = project_env(
         DATA_DIR=str(tmp_path),
         RATELIMIT_ENABLE="true",
         GATEWAY_RATE_ANONYMOUS="25/h",
         GATEWAY_RATE_AUTHENTICATED="30/h",
+        **env_overrides,
     )
     manage("migrate", "--noinput", env=env)
     manage("shell", "-c", CREATE_USER.format(password=PASSWORD), env=env)
@@ -252,6 +254,44 @@ def test_tiers_are_exact_across_gunicorn_workers(tmp_path):
         user = hammer(
             url, headers={"Authorization": f"Bearer {token}"}, total=60, concurrency=8
         )
+    return anonymous, user
+
+
+@pytest.mark.live
+def test_tiers_are_exact_across_gunicorn_workers(tmp_path):
+    anonymous, user = run_tiers_across_workers(tmp_path)
+
+    assert anonymous == {401: 25, 429: 35}
+    assert user == {200: 30, 429: 30}
+
+
+@pytest.fixture
+def served_redis():
+    """REDIS_URL, without the served project's rate-limit counters before or after.
+
+    The served project keys them under the prefix "gateway"; hour windows
+    would otherwise carry counts over from an earlier run.
+    """
+    url = os.environ["REDIS_URL"]
+    client = redis.Redis.from_url(url)
+
+    def purge():
+        stale = list(client.scan_iter("gateway:*:rl:*"))
+        if stale:
+            client.delete(*stale)
+
+    purge()
+    yield url
+    purge()
+    client.close()
+
+
+@pytest.mark.live
+@pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="runs with REDIS_URL (the Redis run)"
+)
+def test_tiers_are_exact_across_gunicorn_workers_with_redis(tmp_path, served_redis):
+    anonymous, user = run_tiers_across_workers(tmp_path, REDIS_URL=served_redis)
 
     assert anonymous == {401: 25, 429: 35}
     assert user == {200: 30, 429: 30}
