@@ -1,3 +1,4 @@
+import json
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -10,8 +11,10 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import RequestFactory
 
+from gateway_site.auth import gateway_view, request_user
 from gateway_site.checks import check_gateway_rates
 from gateway_site.tiers import limit_request, tighter
+from likes.http import json_response
 from likes.ratelimit import Limit
 from tests.live import gunicorn, manage, project_env
 from tests.test_ratelimit import DEAD_REDIS
@@ -185,6 +188,51 @@ def test_processing_is_per_user(tiers_on):
 
     assert limit_request(as_request(), user=ada, processing=True).exceeded
     assert not limit_request(as_request(), user=bob, processing=True).exceeded
+
+
+@gateway_view(processing=lambda request: request.method != "GET")
+def upstream_call(request):
+    """A stand-in gateway view: anonymous allowed, writes are processing."""
+    user = request_user(request)
+    return json_response({"user": user.get_username() if user else None})
+
+
+@pytest.mark.django_db
+def test_gateway_view_counts_writes_as_processing(tiers_on):
+    factory = RequestFactory()
+
+    def call(method):
+        return upstream_call(factory.generic(method, "/x", REMOTE_ADDR="192.0.2.9"))
+
+    writes = [call("POST"), call("POST")]
+    read = call("GET")
+    third_write = call("POST")
+
+    assert statuses(writes) == [200, 200]
+    # Processing (2/h) is the tighter limit on a write...
+    assert writes[0]["RateLimit-Policy"] == '"gateway-processing";q=2;w=3600'
+    assert writes[1]["X-RateLimit-Remaining"] == "0"
+    # ...a read is not processing, but the writes used the anonymous tier too.
+    assert read.status_code == HTTPStatus.OK
+    assert read["RateLimit-Policy"] == '"gateway-anonymous";q=3;w=3600'
+    assert read["X-RateLimit-Remaining"] == "0"
+    assert third_write.status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+
+@pytest.mark.django_db
+def test_gateway_view_passes_the_user_and_refuses_bad_tokens(client, tiers_on):
+    make_user("ada")
+    token = token_for(client, "ada")
+    factory = RequestFactory()
+
+    ok = upstream_call(factory.get("/", HTTP_AUTHORIZATION=f"Bearer {token}"))
+    bad = upstream_call(factory.get("/", HTTP_AUTHORIZATION="Bearer x.y.z"))
+
+    assert json.loads(ok.content) == {"user": "ada"}
+    assert ok["RateLimit-Policy"].startswith('"gateway-authenticated"')
+    assert bad.status_code == HTTPStatus.UNAUTHORIZED
+    assert bad["WWW-Authenticate"].startswith("Bearer")
+    assert bad["RateLimit-Policy"].startswith('"gateway-anonymous"')
 
 
 def test_tighter_prefers_exceeded_then_fewest_remaining():
