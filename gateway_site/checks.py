@@ -1,6 +1,7 @@
 """Project-level system checks: configurations that must not start."""
 
 import os
+import re
 
 from django.conf import settings
 from django.core.checks import Error, register
@@ -65,3 +66,104 @@ def check_shared_cache(app_configs, **kwargs):
             )
         ]
     return []
+
+
+# --- Gateway authentication (JWT) and rate-limit tiers -----------------------
+
+RATE_SETTINGS = (
+    "GATEWAY_LOGIN_RATE",
+    "GATEWAY_RATE_ANONYMOUS",
+    "GATEWAY_RATE_AUTHENTICATED",
+    "GATEWAY_RATE_ADMIN",
+    "GATEWAY_RATE_PROCESSING",
+)
+
+
+@register()
+def check_jwt(app_configs, **kwargs):
+    """Refuse JWT settings that would sign weakly or not at all."""
+    from gateway_site.auth import ALGORITHMS, HMAC_KEY_BYTES, jwt_conf
+
+    errors = []
+    algorithm = jwt_conf.ALGORITHM
+    key = jwt_conf.SECRET_KEY
+    if algorithm not in ALGORITHMS:
+        errors.append(
+            Error(
+                f"JWT_ALGORITHM {algorithm!r} is not supported.",
+                hint="Use one of " + ", ".join(sorted(ALGORITHMS)) + ".",
+                id="gateway_site.E101",
+            )
+        )
+    elif algorithm in HMAC_KEY_BYTES:
+        if key and len(key.encode()) < HMAC_KEY_BYTES[algorithm]:
+            errors.append(
+                Error(
+                    f"JWT_SECRET_KEY is shorter than {HMAC_KEY_BYTES[algorithm]} "
+                    f"bytes, too short for {algorithm}.",
+                    hint="Use a long random value, e.g. the output of "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(64))'`, "
+                    "or unset it to derive one from DJANGO_SECRET_KEY.",
+                    id="gateway_site.E102",
+                )
+            )
+    else:
+        problem = asymmetric_key_problem(algorithm, key)
+        if problem:
+            errors.append(
+                Error(
+                    f"JWT_ALGORITHM {algorithm} needs {problem}.",
+                    hint="Set JWT_SECRET_KEY to a PEM private key and install the "
+                    "cryptography package, or use HS256.",
+                    id="gateway_site.E103",
+                )
+            )
+    for name in ("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "JWT_REFRESH_TOKEN_EXPIRE_DAYS"):
+        value = getattr(settings, name, 1)
+        if type(value) is not int or value < 1:
+            errors.append(
+                Error(
+                    f"{name} must be a positive whole number, not {value!r}.",
+                    id="gateway_site.E104",
+                )
+            )
+    return errors
+
+
+def asymmetric_key_problem(algorithm: str, key: str) -> str:
+    """What an RS*/ES* configuration lacks, or "" when the key loads."""
+    import jwt
+    from jwt.algorithms import has_crypto
+
+    if not has_crypto:
+        return "the cryptography package"
+    if not key:
+        return "JWT_SECRET_KEY set to a PEM private key"
+    try:
+        private = jwt.PyJWS().get_algorithm_by_name(algorithm).prepare_key(key)
+    except Exception:  # any parse failure: the key is unusable
+        return "a JWT_SECRET_KEY that is a valid PEM private key"
+    if not hasattr(private, "public_key"):
+        return "a private key in JWT_SECRET_KEY, not a public one"
+    return ""
+
+
+# django-ratelimit's rate syntax, whole (its own parser accepts any prefix).
+RATE_RE = re.compile(r"[1-9][0-9]*/(?:[1-9][0-9]*)?[smhd]")
+
+
+@register()
+def check_gateway_rates(app_configs, **kwargs):
+    """Refuse rates django-ratelimit would misread."""
+    return [
+        Error(
+            f"{name} is not a rate: {getattr(settings, name, None)!r}.",
+            hint='Use "<count>/<period>", e.g. "100/h" or "5/m".',
+            id="gateway_site.E105",
+        )
+        for name in RATE_SETTINGS
+        if not (
+            isinstance(getattr(settings, name, None), str)
+            and RATE_RE.fullmatch(getattr(settings, name))
+        )
+    ]

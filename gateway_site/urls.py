@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
-from gateway_site import views
+from gateway_site import auth, views
 
 # The public likes API first: it takes nearly all the traffic.
 urlpatterns = [
@@ -15,6 +15,10 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Gateway authentication (JWT).
+    path("token", auth.TokenView.as_view(), name="token"),
+    path("token/refresh", auth.TokenRefreshView.as_view(), name="token-refresh"),
+    path("users/me", auth.users_me, name="users-me"),
 ]
 
 handler400 = "likes.http.bad_request"

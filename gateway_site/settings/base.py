@@ -284,6 +284,24 @@ RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
 RATELIMIT_FAIL_OPEN = False
 ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="5/m")
 
+# --- Gateway: JWT authentication and rate-limit tiers ----------------------
+# Unset JWT_SECRET_KEY: HMAC tokens are signed with a key derived from
+# DJANGO_SECRET_KEY (gateway_site/auth.py), never a built-in value.
+
+JWT_SECRET_KEY = env.str("JWT_SECRET_KEY", default="")
+JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
+JWT_ACCESS_TOKEN_EXPIRE_MINUTES = env.int("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", default=30)
+JWT_REFRESH_TOKEN_EXPIRE_DAYS = env.int("JWT_REFRESH_TOKEN_EXPIRE_DAYS", default=7)
+# Sign-in attempts at /token per client IP; fails closed like the admin login.
+GATEWAY_LOGIN_RATE = env.str("GATEWAY_LOGIN_RATE", default="5/m")
+GATEWAY_RATE_ANONYMOUS = env.str("GATEWAY_RATE_ANONYMOUS", default="100/h")
+GATEWAY_RATE_AUTHENTICATED = env.str("GATEWAY_RATE_AUTHENTICATED", default="1000/h")
+GATEWAY_RATE_ADMIN = env.str("GATEWAY_RATE_ADMIN", default="10000/h")
+GATEWAY_RATE_PROCESSING = env.str("GATEWAY_RATE_PROCESSING", default="50/h")
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append(
+    "gateway_site.auth.add_openapi_paths"
+)
+
 # --- Logging ----------------------------------------------------------------
 
 LOGGING = {

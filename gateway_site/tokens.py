@@ -1,0 +1,65 @@
+"""simplejwt tokens signed and timed by the gateway's ``JWT_*`` settings.
+
+simplejwt reads its own settings once, at import: token lifetimes are class
+attributes, the signing backend is a module-level singleton, and its modules
+keep the settings object they imported even after ``override_settings``
+reloads it. These subclasses read gateway_site.auth.jwt_conf when used
+instead. This module is imported on first use, never at start: simplejwt's
+settings module reads SECRET_KEY at import, which would turn a missing
+DJANGO_SECRET_KEY into a crash rather than the gateway_site.E001 check.
+"""
+
+from functools import lru_cache
+
+import jwt
+from rest_framework_simplejwt.backends import TokenBackend
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.serializers import TokenObtainSerializer
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from gateway_site.auth import HMAC_KEY_BYTES, Unauthorized, jwt_conf
+
+
+@lru_cache(maxsize=8)
+def backend(algorithm: str, key: str) -> TokenBackend:
+    """A backend that signs and verifies with ``algorithm`` only."""
+    if algorithm in HMAC_KEY_BYTES:
+        return TokenBackend(algorithm, key)
+    # RS*/ES*: the key is a PEM private key; verify with its public half.
+    private = jwt.PyJWS().get_algorithm_by_name(algorithm).prepare_key(key)
+    return TokenBackend(algorithm, private, private.public_key())
+
+
+class GatewayTokenMixin:
+    def get_token_backend(self) -> TokenBackend:
+        return backend(jwt_conf.ALGORITHM, jwt_conf.SIGNING_KEY)
+
+
+class GatewayAccessToken(GatewayTokenMixin, AccessToken):
+    @property
+    def lifetime(self):
+        return jwt_conf.ACCESS_TOKEN_LIFETIME
+
+
+class GatewayRefreshToken(GatewayTokenMixin, RefreshToken):
+    access_token_class = GatewayAccessToken
+
+    @property
+    def lifetime(self):
+        return jwt_conf.REFRESH_TOKEN_LIFETIME
+
+
+def verified(token_class, raw: str):
+    """Decode and verify ``raw`` as a ``token_class`` token, or raise Unauthorized."""
+    try:
+        return token_class(raw)
+    except ExpiredTokenError:
+        raise Unauthorized("Token is expired.", code="token_expired") from None
+    except TokenError:
+        raise Unauthorized("Token is invalid.", code="token_not_valid") from None
+
+
+class LoginSerializer(TokenObtainSerializer):
+    """Username and password through Django's auth backends; inactive users fail."""
+
+    token_class = GatewayRefreshToken
