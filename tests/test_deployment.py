@@ -5,6 +5,7 @@ import re
 import runpy
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import need
-from tests.live import BASE_DIR, BIN
+from tests.live import BASE_DIR, BIN, free_port, gunicorn, manage, project_env
 
 DOCKERFILE = BASE_DIR / "docker/Dockerfile"
 ENTRYPOINT = BASE_DIR / "docker/entrypoint.sh"
@@ -425,3 +426,40 @@ def test_env_example_names_only_variables_that_something_reads():
     )
 
     assert not unknown, f"nothing reads {sorted(unknown)}"
+
+
+# --- The container health check against a real server --------------------------
+
+
+def healthcheck(**env):
+    return subprocess.run(
+        [sys.executable, str(BASE_DIR / "docker/healthcheck.py")],
+        env=project_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.live
+def test_healthcheck_names_a_host_the_service_allows(tmp_path):
+    # 127.0.0.1 is allowed too only so that the test harness sees it start.
+    hosts = '[".example.com", "127.0.0.1"]'
+    env = project_env(DATA_DIR=str(tmp_path), ALLOWED_HOSTS=hosts)
+    manage("migrate", "--noinput", env=env)
+
+    with gunicorn(env, workers=1) as server:
+        port = server.base_url.rsplit(":", 1)[1]
+        healthy = healthcheck(API_GATEWAY_PORT=port, ALLOWED_HOSTS=hosts)
+        wrong_host = healthcheck(API_GATEWAY_PORT=port, ALLOWED_HOSTS="likes.invalid")
+
+    assert healthy.returncode == 0, healthy.stderr
+    assert wrong_host.returncode == 1  # Django answered 400: the Host matters
+    assert "400" in wrong_host.stderr
+
+
+def test_healthcheck_fails_when_nothing_answers():
+    result = healthcheck(API_GATEWAY_PORT=str(free_port()))
+
+    assert result.returncode == 1
+    assert "unhealthy" in result.stderr
