@@ -1,19 +1,31 @@
 """Static checks of the deployment files: Dockerfile, compose files, env docs."""
 
 import ast
+import os
 import re
 import runpy
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import yaml
 
 from tests.conftest import need
-from tests.live import BASE_DIR, BIN, free_port, gunicorn, manage, project_env
+from tests.live import (
+    BASE_DIR,
+    BIN,
+    free_port,
+    gunicorn,
+    manage,
+    project_env,
+    wait_until_healthy,
+)
 
 DOCKERFILE = BASE_DIR / "docker/Dockerfile"
 ENTRYPOINT = BASE_DIR / "docker/entrypoint.sh"
@@ -463,3 +475,91 @@ def test_healthcheck_fails_when_nothing_answers():
 
     assert result.returncode == 1
     assert "unhealthy" in result.stderr
+
+
+# --- The image's steps, run here -------------------------------------------------
+
+
+def test_collectstatic_runs_with_the_build_step_environment(tmp_path):
+    """The Dockerfile's collectstatic line, with its own variables, succeeds."""
+    (line,) = [a for op, a in dockerfile_instructions() if "collectstatic" in a]
+    words = shlex.split(line.split("&&")[0])
+    assignments = dict(w.split("=", 1) for w in words if re.match(r"[A-Z_]+=", w))
+    command = [w for w in words if "=" not in w]
+    assert command[:2] == ["python", "manage.py"]
+    assignments["DATA_DIR"] = str(tmp_path / "build-data")
+    env = project_env(**assignments, STATIC_ROOT=str(tmp_path / "static"))
+
+    result = subprocess.run(
+        [sys.executable, *command[1:]],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "static" / "staticfiles.json").exists()  # the manifest
+    assert any((tmp_path / "static" / "likes").glob("likes.*.js"))
+
+
+@pytest.mark.live
+def test_entrypoint_migrates_then_becomes_gunicorn(tmp_path):
+    port = free_port()
+    env = project_env(
+        DATA_DIR=str(tmp_path),
+        API_GATEWAY_HOST="127.0.0.1",
+        API_GATEWAY_PORT=str(port),
+        WEB_CONCURRENCY="1",
+        PATH=f"{BIN}:{os.environ['PATH']}",
+    )
+    proc = subprocess.Popen(
+        [str(ENTRYPOINT), str(BIN / "gunicorn"), "-c", "gateway_site/gunicorn.conf.py"],
+        env=env,
+        cwd=BASE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", proc, timeout=60)
+        # exec: the entrypoint's process is now gunicorn's master itself.
+        command = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        liked = httpx.post(f"http://127.0.0.1:{port}/likes/after-migrate")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=60)[0]
+
+    assert any(part.endswith(b"gunicorn") for part in command[:2]), command
+    assert liked.status_code == 200
+    assert "Applying likes.0001_initial" in output
+    assert proc.returncode == 0
+
+
+def test_entrypoint_refuses_a_bad_migrate_on_start():
+    result = subprocess.run(
+        [str(ENTRYPOINT), "true"],
+        env=project_env(MIGRATE_ON_START="sometimes"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 64
+    assert "MIGRATE_ON_START must be true or false" in result.stderr
+
+
+def test_entrypoint_can_skip_migrations(tmp_path):
+    result = subprocess.run(
+        [str(ENTRYPOINT), "echo", "started"],
+        env=project_env(DATA_DIR=str(tmp_path), MIGRATE_ON_START="false"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "started\n"
+    assert not (tmp_path / "likes.sqlite3").exists()
