@@ -185,12 +185,13 @@ def test_healthcheck_uses_python_not_curl_and_cmd_is_gunicorn():
     entrypoint = [a for op, a in steps if op == "ENTRYPOINT"]
 
     assert len(health) == 1
-    assert '"python", "docker/healthcheck.py"' in health[0]
+    assert '"python", "/app/docker/healthcheck.py"' in health[0]
     assert "curl" not in health[0]
     assert "apt-get" not in DOCKERFILE.read_text()  # no extra system packages
     assert cmd == ['["gunicorn", "-c", "gateway_site/gunicorn.conf.py"]']
-    assert entrypoint == ['["docker/entrypoint.sh"]']
+    assert entrypoint == ['["/app/docker/entrypoint.sh"]']
     assert ("VOLUME", '["/data"]') in steps
+    assert ("WORKDIR", "/app") in steps  # where the paths above point
 
 
 def test_entrypoint_migrates_under_the_lock_then_execs_the_command():
@@ -234,7 +235,11 @@ def test_service_restarts_reads_dot_env_and_has_a_healthcheck(compose):
 
     assert service["restart"] == "unless-stopped"
     assert service["env_file"] == ".env"
-    assert service["healthcheck"]["test"] == ["CMD", "python", "docker/healthcheck.py"]
+    assert service["healthcheck"]["test"] == [
+        "CMD",
+        "python",
+        "/app/docker/healthcheck.py",
+    ]
     assert service["build"]["dockerfile"] == "docker/Dockerfile"
 
 
