@@ -46,7 +46,10 @@ def backup_sqlite(*, destination: Path, using: str = DEFAULT_DB_ALIAS) -> Backup
         copy = sqlite3.connect(temporary)
         try:
             # pages=-1: the whole database in one step, one read snapshot.
-            connection.connection.backup(copy, pages=-1)
+            try:
+                connection.connection.backup(copy, pages=-1)
+            except sqlite3.Error as exc:
+                raise BackupError(f"Cannot back up the database: {exc}.") from exc
             # A single self-contained file, whatever the live journal mode.
             copy.execute("PRAGMA journal_mode=DELETE")
             _check_integrity(copy, temporary)
@@ -79,7 +82,11 @@ def restore_sqlite(*, source: Path, using: str = DEFAULT_DB_ALIAS) -> BackupResu
     try:
         _check_integrity(backup, source)
         posts, likes = _totals(backup)
-        backup.backup(connection.connection, pages=-1)
+        _check_page_size(backup, connection.connection)
+        try:
+            backup.backup(connection.connection, pages=-1)
+        except sqlite3.Error as exc:
+            raise BackupError(f"Cannot restore {source}: {exc}.") from exc
     finally:
         backup.close()
     _check_integrity(connection.connection, connection.settings_dict["NAME"])
@@ -108,6 +115,19 @@ def _check_integrity(db: sqlite3.Connection, name) -> None:
     if rows != [("ok",)]:
         found = "; ".join(row[0] for row in rows[:5])
         raise BackupError(f"{name}: integrity check failed: {found}")
+
+
+def _check_page_size(backup: sqlite3.Connection, live: sqlite3.Connection) -> None:
+    # SQLite cannot change a WAL database's page size in place.
+    (theirs,) = backup.execute("PRAGMA page_size").fetchone()
+    (ours,) = live.execute("PRAGMA page_size").fetchone()
+    (mode,) = live.execute("PRAGMA journal_mode").fetchone()
+    if theirs != ours and mode == "wal":
+        raise BackupError(
+            f"The backup's page size ({theirs}) differs from the database's "
+            f"({ours}): stop the service and copy the file over the database "
+            "instead (README.md, Operations)."
+        )
 
 
 def _totals(db: sqlite3.Connection) -> tuple[int, int]:

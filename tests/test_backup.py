@@ -294,3 +294,20 @@ def test_pg_dump_and_pg_restore_round_trip(tmp_path, postgres_url):
 
     assert copy == original
     assert copy.count("\n") == 51
+
+
+def test_restore_of_another_page_size_into_wal_explains_what_to_do(tmp_path):
+    env = project_env(DATA_DIR=str(tmp_path))
+    manage("migrate", "--noinput", env=env)
+    manage("likes_backup", str(tmp_path / "copy.sqlite3"), env=env)
+    with closing(sqlite3.connect(tmp_path / "copy.sqlite3")) as copy:
+        copy.execute("PRAGMA page_size=8192")
+        copy.execute("VACUUM")
+
+    result = manage(
+        "likes_restore", str(tmp_path / "copy.sqlite3"), "--yes", env=env, check=False
+    )
+
+    assert result.returncode == 1
+    assert "page size (8192) differs from the database's (4096)" in result.stderr
+    assert snapshot(tmp_path / "likes.sqlite3")["integrity"] == "ok"
