@@ -243,6 +243,15 @@ def test_service_restarts_reads_dot_env_and_has_a_healthcheck(compose):
     assert service["build"]["dockerfile"] == "docker/Dockerfile"
 
 
+def test_service_runs_with_least_privilege(compose):
+    service = compose["services"][SERVICE]
+
+    assert service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in service["security_opt"]
+    assert service["read_only"] is True
+    assert "/tmp" in service["tmpfs"]
+
+
 @pytest.mark.parametrize("name", ["likes", "postgres", "redis", "prometheus"])
 def test_services_have_healthchecks(compose, name):
     assert compose["services"][name]["healthcheck"]["test"]
