@@ -35,6 +35,9 @@ worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 preload_app = True
 # Cloudflare closes a request after 100 s; stop slightly before it.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "95"))
+# SIGTERM (docker stop): workers stop accepting and finish the requests in
+# flight within graceful_timeout; keep docker's stop_grace_period longer
+# (docker-compose.yml; tests/test_gunicorn_conf.py).
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))

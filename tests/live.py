@@ -106,7 +106,13 @@ def wait_until_healthy(base_url: str, proc: subprocess.Popen, timeout: float = 3
 
 
 def fire(
-    method: str, url: str, *, total: int, concurrency: int, timeout: float = 30
+    method: str,
+    url: str,
+    *,
+    total: int,
+    concurrency: int,
+    timeout: float = 30,
+    headers: dict[str, str] | None = None,
 ) -> Counter:
     """Send ``total`` requests with ``concurrency`` in flight; count statuses.
 
@@ -126,7 +132,7 @@ def fire(
 
     def worker():
         local: Counter = Counter()
-        with httpx.Client(timeout=timeout) as client:
+        with httpx.Client(timeout=timeout, headers=headers) as client:
             while take():
                 try:
                     local[client.request(method, url).status_code] += 1
