@@ -21,13 +21,21 @@ def allowed_host() -> str:
     return "localhost"
 
 
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would lead to another server's health (e.g. the public site)."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def main() -> int:
     port = os.environ.get("API_GATEWAY_PORT", "8000")
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/health", headers={"Host": allowed_host()}
     )
     try:
-        with urllib.request.urlopen(request, timeout=4) as response:
+        opener = urllib.request.build_opener(NoRedirects)
+        with opener.open(request, timeout=4) as response:
             healthy = json.load(response).get("status") == "healthy"
     except (OSError, ValueError) as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)

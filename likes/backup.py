@@ -38,6 +38,13 @@ def backup_sqlite(*, destination: Path, using: str = DEFAULT_DB_ALIAS) -> Backup
         destination = destination / f"likes-{stamp}.sqlite3"
     if not destination.parent.is_dir():
         raise BackupError(f"{destination.parent}: no such directory.")
+    if _is_live_file(destination, connection):
+        # Renaming over the live file would leave the workers writing to the
+        # old, unlinked one: every like after the backup would be lost.
+        raise BackupError(
+            f"{destination} is the live database (or one of its files); "
+            "back up to another path."
+        )
     fd, temporary = tempfile.mkstemp(
         dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp"
     )
@@ -91,6 +98,12 @@ def restore_sqlite(*, source: Path, using: str = DEFAULT_DB_ALIAS) -> BackupResu
         backup.close()
     _check_integrity(connection.connection, connection.settings_dict["NAME"])
     return BackupResult(path=source, posts=posts, likes=likes)
+
+
+def _is_live_file(path: Path, connection) -> bool:
+    live = Path(connection.settings_dict["NAME"]).resolve()
+    ends = ("", "-wal", "-shm", "-journal", ".write-lock", ".migrate-lock")
+    return path.resolve() in {live.with_name(live.name + end) for end in ends}
 
 
 def _sqlite_connection(using: str):

@@ -7,6 +7,8 @@ from rest_framework.test import APIClient
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") not in ("", "0", "false")
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+# A database of its own, so tests never touch data of another Redis user.
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/14"
 
 
 def need(available: bool, reason: str) -> None:
@@ -45,3 +47,15 @@ def postgres_url():
         parts = urlsplit(server)
         yield urlunsplit(parts._replace(path=f"/{name}"))
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url():
+    """A reachable Redis: REDIS_URL when set (the CI run), else a local one."""
+    redis = pytest.importorskip("redis")
+    url = os.environ.get("REDIS_URL") or LOCAL_REDIS_URL
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        need(False, f"Redis is not reachable at {url}: {exc}")
+    return url

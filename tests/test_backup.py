@@ -98,6 +98,21 @@ def test_backup_to_a_missing_directory_is_an_error(tmp_path, on_sqlite):
         run("likes_backup", str(tmp_path / "missing" / "copy.sqlite3"))
 
 
+@pytest.mark.parametrize("suffix", ["", "-wal"])
+def test_backup_never_replaces_the_live_database(tmp_path, suffix):
+    env = project_env(DATA_DIR=str(tmp_path))
+    manage("migrate", "--noinput", env=env)
+    live = tmp_path / "likes.sqlite3"
+    target = live.with_name(live.name + suffix)
+    inode = live.stat().st_ino
+
+    result = manage("likes_backup", str(target), env=env, check=False)
+
+    assert result.returncode != 0
+    assert "live database" in result.stderr
+    assert live.stat().st_ino == inode
+
+
 @pytest.mark.django_db(transaction=True)
 def test_restore_brings_back_the_backed_up_counts(tmp_path, on_sqlite):
     like_add(post_id="a")

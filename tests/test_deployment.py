@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -205,7 +206,10 @@ def test_entrypoint_migrates_under_the_lock_then_execs_the_command():
 def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image():
     ignored = (BASE_DIR / ".dockerignore").read_text().split()
 
-    for entry in (".env", ".git", ".venv", "data", "staticfiles"):
+    for entry in (
+        *(".env", ".git", ".venv", "data", "staticfiles"),
+        *("*.sqlite3", "*.dump", "*.pem", "*.key"),
+    ):
         assert entry in ignored
 
 
@@ -482,6 +486,20 @@ def test_healthcheck_names_a_host_the_service_allows(tmp_path):
     assert healthy.returncode == 0, healthy.stderr
     assert wrong_host.returncode == 1  # Django answered 400: the Host matters
     assert "400" in wrong_host.stderr
+
+
+@pytest.mark.live
+def test_healthcheck_is_not_redirected_to_https_and_refuses_redirects(tmp_path):
+    env = project_env(DATA_DIR=str(tmp_path), SECURE_SSL_REDIRECT="true")
+    manage("migrate", "--noinput", env=env)
+
+    with gunicorn(env, workers=1) as server:
+        port = server.base_url.rsplit(":", 1)[1]
+        exempt = healthcheck(API_GATEWAY_PORT=port)
+        redirected = httpx.get(f"{server.base_url}/likes/x")
+
+    assert exempt.returncode == 0, exempt.stderr
+    assert redirected.status_code == HTTPStatus.MOVED_PERMANENTLY  # others still go
 
 
 def test_healthcheck_fails_when_nothing_answers():

@@ -1,6 +1,5 @@
 """Two gunicorn instances, two workers each, on one PostgreSQL and one Redis."""
 
-import os
 import random
 import threading
 from collections import Counter
@@ -9,27 +8,13 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
-from tests.conftest import need
 from tests.live import fire, gunicorn, manage, project_env
 
 pytestmark = pytest.mark.live
 
-LOCAL_REDIS_URL = "redis://127.0.0.1:6379/14"
 INSTANCES = 2
 WORKERS = 2
 POST_ID = "scaled-out"
-
-
-@pytest.fixture
-def redis_url():
-    """The Redis the instances share: REDIS_URL when set (CI), else a local one."""
-    redis = pytest.importorskip("redis")
-    url = os.environ.get("REDIS_URL") or LOCAL_REDIS_URL
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
-    except redis.RedisError as exc:
-        need(False, f"Redis is not reachable at {url}: {exc}")
-    return url
 
 
 @pytest.fixture

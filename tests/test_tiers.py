@@ -1,5 +1,4 @@
 import json
-import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -296,7 +295,9 @@ def run_tiers_across_workers(tmp_path, **env_overrides):
     with gunicorn(env, workers=2) as server:
         url = f"{server.base_url}/users/me"
         token = httpx.post(
-            f"{server.base_url}/token", data={"username": "ada", "password": PASSWORD}
+            f"{server.base_url}/token",
+            data={"username": "ada", "password": PASSWORD},
+            timeout=30,
         ).json()["access_token"]
         anonymous = hammer(url, headers={}, total=60, concurrency=8)
         user = hammer(
@@ -314,13 +315,13 @@ def test_tiers_are_exact_across_gunicorn_workers(tmp_path):
 
 
 @pytest.fixture
-def served_redis():
+def served_redis(redis_url):
     """REDIS_URL, without the served project's rate-limit counters before or after.
 
     The served project keys them under the prefix "gateway"; hour windows
     would otherwise carry counts over from an earlier run.
     """
-    url = os.environ["REDIS_URL"]
+    url = redis_url
     client = redis.Redis.from_url(url)
 
     def purge():
@@ -335,9 +336,6 @@ def served_redis():
 
 
 @pytest.mark.live
-@pytest.mark.skipif(
-    not os.environ.get("REDIS_URL"), reason="runs with REDIS_URL (the Redis run)"
-)
 def test_tiers_are_exact_across_gunicorn_workers_with_redis(tmp_path, served_redis):
     anonymous, user = run_tiers_across_workers(tmp_path, REDIS_URL=served_redis)
 

@@ -203,6 +203,9 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool(
 )
 SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Probes (the container health check, load balancers) speak plain HTTP to the
+# origin itself; a redirect would send them to the public site.
+SECURE_REDIRECT_EXEMPT = [r"^(health|ready)$"]
 SILENCED_SYSTEM_CHECKS = [
     # TLS ends at Cloudflare (or another proxy) and the origin is reached over
     # a private tunnel in plain HTTP; the proxy redirects to HTTPS ("Always Use
