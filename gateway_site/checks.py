@@ -96,7 +96,16 @@ def check_jwt(app_configs, **kwargs):
             )
         )
     elif algorithm in HMAC_KEY_BYTES:
-        if key and len(key.encode()) < HMAC_KEY_BYTES[algorithm]:
+        if key and not hmac_key_usable(algorithm, key):
+            errors.append(
+                Error(
+                    f"JWT_SECRET_KEY is a PEM key, which {algorithm} cannot use.",
+                    hint="Use a long random secret for HS*, or set JWT_ALGORITHM "
+                    "to the RS*/ES* algorithm of that key.",
+                    id="gateway_site.E102",
+                )
+            )
+        elif key and len(key.encode()) < HMAC_KEY_BYTES[algorithm]:
             errors.append(
                 Error(
                     f"JWT_SECRET_KEY is shorter than {HMAC_KEY_BYTES[algorithm]} "
@@ -128,6 +137,17 @@ def check_jwt(app_configs, **kwargs):
                 )
             )
     return errors
+
+
+def hmac_key_usable(algorithm: str, key: str) -> bool:
+    """Whether PyJWT accepts ``key`` for an HS* algorithm (it refuses PEM keys)."""
+    import jwt
+
+    try:
+        jwt.PyJWS().get_algorithm_by_name(algorithm).prepare_key(key)
+    except jwt.InvalidKeyError:
+        return False
+    return True
 
 
 def asymmetric_key_problem(algorithm: str, key: str) -> str:

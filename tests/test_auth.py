@@ -576,3 +576,15 @@ def test_rs256_with_a_public_key_is_an_error(settings):
 
     assert [e.id for e in errors] == ["gateway_site.E103"]
     assert "not a public one" in errors[0].msg
+
+
+@pytest.mark.parametrize("which", ["private", "public"])
+def test_a_pem_key_for_an_hmac_algorithm_is_an_error(settings, which):
+    private = private_pem("RS256")
+    settings.JWT_ALGORITHM = "HS256"
+    settings.JWT_SECRET_KEY = private if which == "private" else public_pem(private)
+
+    errors = check_jwt(None)
+
+    assert [e.id for e in errors] == ["gateway_site.E102"]
+    assert "PEM" in errors[0].msg
