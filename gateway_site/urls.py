@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from gateway_site import views
+from gateway_site.metrics import metrics_view
 
 # The public likes API first: it takes nearly all the traffic.
 urlpatterns = [
@@ -15,6 +16,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler400 = "likes.http.bad_request"
