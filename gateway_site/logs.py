@@ -53,6 +53,9 @@ def _client_network(request) -> str | None:
         # configured, before the apps are ready.
         from likes.ratelimit import client_ip
 
+        # client_ip() may itself log (a missing proxy header): that record
+        # must not come back here for the same request.
+        setattr(request, _CLIENT_IP_ATTR, None)
         network = mask_ip(client_ip(request))
         setattr(request, _CLIENT_IP_ATTR, network)
     return network

@@ -230,3 +230,17 @@ def test_the_access_log_writes_one_json_line_per_request(client, json_log, setti
     assert record["client_ip"] == "192.0.2.0/24"
     assert isinstance(record["duration_ms"], float)
     assert "abc" not in json.dumps(record)
+
+
+def test_a_record_logged_while_resolving_the_client_ip_does_not_loop(
+    client, json_log, settings
+):
+    settings.LIKES_CLIENT_IP_HEADER = "CF-Connecting-IP"
+
+    response = client.get("/no-such-page", headers={"X-Request-ID": "no-header"})
+
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    records = json_log()
+    by_logger = {r["logger"]: r for r in records}
+    assert by_logger["likes.ratelimit"]["request_id"] == "no-header"
+    assert by_logger["django.request"]["client_ip"] == "127.0.0.0/24"
