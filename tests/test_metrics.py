@@ -404,3 +404,56 @@ def test_metric_files_are_cleared_when_gunicorn_starts(tmp_path):
 
     assert value(text, "requests_total", **labels) == 7
     assert (tmp_path / "prometheus" / "keep-me.txt").exists()
+
+
+# --- Process hooks (gateway_site/observability.py) -------------------------------
+
+
+def test_gunicorn_start_clears_only_metric_files(tmp_path, monkeypatch):
+    from gateway_site import observability
+
+    (tmp_path / "counter_123.db").write_bytes(b"x")
+    (tmp_path / "gauge_livesum_123.db").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    observability.gunicorn_on_starting(server=None)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_dead_workers_live_gauges_go_and_its_counters_stay(tmp_path, monkeypatch):
+    from gateway_site import observability
+
+    for name in ("counter_77.db", "gauge_livesum_77.db", "gauge_livesum_78.db"):
+        (tmp_path / name).write_bytes(b"x")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    observability.worker_exited(77)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "counter_77.db",
+        "gauge_livesum_78.db",
+    ]
+
+
+def test_multiprocess_metrics_use_the_configured_directory(
+    tmp_path, monkeypatch, settings
+):
+    from gateway_site import observability
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "shared"))
+
+    assert observability.use_multiprocess_metrics() == tmp_path / "shared"
+    assert (tmp_path / "shared").is_dir()
+    settings.METRICS_ENABLED = False
+    assert observability.use_multiprocess_metrics() is None
+
+
+def test_tracing_stays_off_without_an_endpoint(monkeypatch):
+    from gateway_site import observability
+
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+
+    assert observability.setup_tracing() is False
+    assert observability.tracing_enabled() is False
