@@ -19,6 +19,9 @@ from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
 
 # The request the current thread (gthread worker) is serving.
 current_request: ContextVar = ContextVar("current_request", default=None)
+# With tracing on (gateway_site.observability), a function returning the
+# current trace id, so that log records and traces can be matched.
+trace_id_getter = None
 
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 LOG_FILE = "gateway_site.log"
@@ -62,7 +65,7 @@ def _client_network(request) -> str | None:
 
 
 class RequestContextFilter(logging.Filter):
-    """Add ``request_id`` and ``client_ip`` (truncated) to every record."""
+    """Add ``request_id``, ``client_ip`` (truncated) and, when tracing, ``trace_id``."""
 
     def filter(self, record):
         if not hasattr(record, "request_id"):
@@ -72,6 +75,8 @@ class RequestContextFilter(logging.Filter):
             else:
                 record.request_id = getattr(request, "request_id", None)
                 record.client_ip = _client_network(request)
+        if trace_id_getter is not None and not hasattr(record, "trace_id"):
+            record.trace_id = trace_id_getter()
         return True
 
 

@@ -8,6 +8,8 @@ asked for (``OTEL_EXPORTER_OTLP_ENDPOINT``), so it costs nothing otherwise.
 import os
 from pathlib import Path
 
+from gateway_site import logs
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 DEFAULT_SERVICE_NAME = "gateway_site"
@@ -100,14 +102,23 @@ def setup_tracing() -> bool:
 
         # Also injects the trace context (traceparent) into upstream requests.
         HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    logs.trace_id_getter = _current_trace_id
     _tracer_provider.append(provider)
     return True
+
+
+def _current_trace_id() -> str | None:
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
 
 
 def shutdown_tracing() -> None:
     """Send the spans still buffered (a worker is exiting)."""
     while _tracer_provider:
         _tracer_provider.pop().shutdown()
+    logs.trace_id_getter = None
 
 
 # --- gunicorn hooks (gateway_site/gunicorn.conf.py) ---------------------------

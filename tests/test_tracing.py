@@ -145,9 +145,11 @@ from gateway_site.observability import setup_tracing, shutdown_tracing
 from opentelemetry import trace
 
 assert setup_tracing()
+import logging
 with trace.get_tracer("test").start_as_current_span("handling") as span:
     httpx.get(sys.argv[1], timeout=5)
     trace_id = format(span.get_span_context().trace_id, "032x")
+    logging.getLogger("gateway_site.test").warning("inside the span")
 shutdown_tracing()
 print(json.dumps({"trace_id": trace_id}))
 """
@@ -196,6 +198,9 @@ def test_outgoing_httpx_calls_carry_the_trace_context(tmp_path, receiver):
     client_spans = receiver.wait_for(lambda s: s.kind == s.SPAN_KIND_CLIENT)
     assert client_spans
     assert client_spans[0][1].trace_id.hex() == trace_id
+    logged = [json.loads(line) for line in result.stderr.splitlines() if "{" in line]
+    (record,) = [r for r in logged if r.get("message") == "inside the span"]
+    assert record["trace_id"] == trace_id
 
 
 UNSET = """
