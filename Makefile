@@ -65,3 +65,8 @@ check-migrations: $(VENV)/.dev-installed
 
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) staticfiles .pytest_cache .coverage
+
+# What the observability stack costs GET /likes/<id>, on vs off (needs wrk).
+.PHONY: bench-observability
+bench-observability: $(VENV)/.dev-installed $(DEPLOY_VENV)/.installed
+	$(BIN)/python -m tests.benchmarks.observability --deploy-bin $(DEPLOY_VENV)/bin $(BENCH_ARGS)

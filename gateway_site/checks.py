@@ -187,3 +187,60 @@ def check_gateway_rates(app_configs, **kwargs):
             and RATE_RE.fullmatch(getattr(settings, name))
         )
     ]
+
+
+# --- Observability (logs, metrics, tracing) ------------------------------------
+
+
+@register()
+def check_observability(app_configs, **kwargs):
+    """Refuse unreadable observability settings instead of ignoring them at run time."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    from gateway_site.logs import LEVELS
+
+    errors = []
+    for value in getattr(settings, "METRICS_ALLOWED_IPS", []):
+        try:
+            ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            errors.append(
+                Error(
+                    f"METRICS_ALLOWED_IPS has {value!r}, not an IP address or network.",
+                    hint="A comma-separated list, e.g. 127.0.0.0/8,::1,10.0.0.0/8.",
+                    id="gateway_site.E020",
+                )
+            )
+    log_dir = getattr(settings, "LOG_DIR", None)
+    if log_dir is not None and not (log_dir.is_dir() and os.access(log_dir, os.W_OK)):
+        errors.append(
+            Error(
+                f"LOG_DIR {log_dir} is not a writable directory; logs would go to "
+                "the console only.",
+                hint="Create it for the user the service runs as, or unset LOG_DIR.",
+                id="gateway_site.E021",
+            )
+        )
+    level = str(getattr(settings, "LOG_LEVEL", "") or "").strip()
+    if level and level.upper() not in LEVELS:
+        errors.append(
+            Error(
+                f"LOG_LEVEL is {level!r}.",
+                hint=f"Use one of {', '.join(LEVELS)}.",
+                id="gateway_site.E022",
+            )
+        )
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    if endpoint:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            errors.append(
+                Error(
+                    f"OTEL_EXPORTER_OTLP_ENDPOINT is {endpoint!r}, not an http(s) URL.",
+                    hint="The OTLP/HTTP receiver's base URL, e.g. http://jaeger:4318 "
+                    "(spans go to /v1/traces under it).",
+                    id="gateway_site.E023",
+                )
+            )
+    return errors

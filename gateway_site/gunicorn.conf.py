@@ -11,6 +11,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings.base")
 
+from gateway_site import observability  # noqa: E402
 from gateway_site.checks import configured_workers  # noqa: E402
 
 chdir = str(BASE_DIR)
@@ -72,3 +73,13 @@ def on_starting(server):
     if result.returncode != 0:
         server.log.error("%s", (result.stderr or result.stdout).strip())
         sys.exit("Refusing to start: fix the errors above.")
+    observability.gunicorn_on_starting(server)
+
+
+# --- Observability (gateway_site/observability.py) ---------------------------
+# Workers share their metrics through files: the directory must be known before
+# the app (and prometheus-client) is preloaded. Tracing starts in each worker.
+observability.use_multiprocess_metrics()
+post_fork = observability.gunicorn_post_fork
+worker_exit = observability.gunicorn_worker_exit
+child_exit = observability.gunicorn_child_exit

@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from gateway_site import auth, views
+from gateway_site.metrics import metrics_view
 
 # The public likes API first: it takes nearly all the traffic.
 urlpatterns = [
@@ -19,6 +20,7 @@ urlpatterns = [
     path("token", auth.TokenView.as_view(), name="token"),
     path("token/refresh", auth.TokenRefreshView.as_view(), name="token-refresh"),
     path("users/me", auth.users_me, name="users-me"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler400 = "likes.http.bad_request"

@@ -16,6 +16,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from likes.conf import conf
+from likes.metrics import likes_added, likes_duplicates, likes_removed
 from likes.models import DedupeSalt, Like, Post
 
 logger = logging.getLogger("likes.services")
@@ -121,6 +122,7 @@ def like_add(*, post_id: str, visitor_hashes: list[str] | tuple = ()) -> LikeRes
             if visitor_hashes:
                 cursor.execute(_seen_sql(len(visitor_hashes)), list(visitor_hashes))
                 if cursor.fetchone():
+                    likes_duplicates.inc()
                     return _unchanged(post_id)
             cursor.execute(_increment_sql(), [post_id, db_now, db_now])
             pk, likes = cursor.fetchone()
@@ -133,7 +135,9 @@ def like_add(*, post_id: str, visitor_hashes: list[str] | tuple = ()) -> LikeRes
         # Any other integrity error is a bug and must surface.
         if not visitor_hashes or not _seen(visitor_hashes):
             raise
+        likes_duplicates.inc()
         return _unchanged(post_id)
+    likes_added.inc()
     return LikeResult(post_id=post_id, likes=likes, like_id=like_id)
 
 
@@ -151,6 +155,8 @@ def like_remove(*, post_id: str, like_id: int) -> LikeResult:
             Post.objects.filter(post_id=post_id, likes__gt=0).update(
                 likes=F("likes") - 1
             )
+    if deleted:
+        likes_removed.inc()
     return LikeResult(
         post_id=post_id,
         likes=Post.objects.count_for(post_id),

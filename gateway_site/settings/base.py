@@ -5,6 +5,7 @@ is switched by environment variables with safe defaults; nothing lives in a
 separate production module.
 """
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -67,6 +68,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that its request id and timer cover the whole chain: every
+    # response gets X-Request-ID and X-Processing-Time (also those made by the
+    # middleware below: redirects, static files, 400s for bad hosts), it is
+    # counted in the metrics, and anything logged below carries the request id.
+    "gateway_site.middleware.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -305,11 +311,27 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append(
     "gateway_site.auth.add_openapi_paths"
 )
 
-# --- Logging ----------------------------------------------------------------
+# --- Logging, metrics, tracing (README.md "Observability") -------------------
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+from gateway_site.logs import build_logging  # noqa: E402
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# Unset: console only. Set: rotating JSON files there too (check gateway_site.E021).
+LOG_DIR = resolve_path(env.str("LOG_DIR")) if env.str("LOG_DIR", default="") else None
+if LOG_DIR is not None:
+    with contextlib.suppress(OSError):
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+LOGGING = build_logging(
+    debug=DEBUG,
+    level=LOG_LEVEL,
+    log_dir=LOG_DIR if LOG_DIR is not None and os.access(LOG_DIR, os.W_OK) else None,
+)
+# One JSON line per request (logger gateway_site.access); off for speed.
+LOG_REQUESTS = env.bool("LOG_REQUESTS", default=False)
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.0/8", "::1"])
+METRICS_REQUIRE_KEY = env.bool("METRICS_REQUIRE_KEY", default=False)
+# Where gunicorn's workers share their metrics (gateway_site/gunicorn.conf.py).
+METRICS_DIR = resolve_path(
+    env.str("PROMETHEUS_MULTIPROC_DIR", default=str(DATA_DIR / "prometheus"))
+)
