@@ -11,7 +11,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings.base")
 
-from gateway_site.checks import configured_workers  # noqa: E402
+from gateway_site.checks import configured_timeout, configured_workers  # noqa: E402
 
 chdir = str(BASE_DIR)
 wsgi_app = "gateway_site.wsgi:application"
@@ -28,7 +28,7 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 # Load Django once in the master so workers share its memory pages.
 preload_app = True
 # Cloudflare closes a request after 100 s; stop slightly before it.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "95"))
+timeout = configured_timeout()  # the gateway derives its retry budget from it
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
