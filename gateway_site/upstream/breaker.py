@@ -46,6 +46,7 @@ class Breaker:
         self.threshold = threshold
         self.recovery = recovery
         self.probe_ttl = max(int(math.ceil(probe_ttl)), 1)
+        self.window = max(int(math.ceil(recovery)), 60)
         prefix = f"gw:breaker:{name}:"
         self.failures_key = prefix + "failures"
         self.open_key = prefix + "open_until"
@@ -101,8 +102,9 @@ class Breaker:
             if ticket.probe:
                 self._open()
                 return
-            # Failures count within one recovery period; a success resets them.
-            self.cache.add(self.failures_key, 0, timeout=max(int(self.recovery), 1))
+            # Failures count within a window (at least a minute, or one
+            # recovery period); a success resets them.
+            self.cache.add(self.failures_key, 0, timeout=self.window)
             count = self.cache.incr(self.failures_key)
         except ValueError:  # the key expired between add and incr
             count = 1

@@ -27,8 +27,8 @@ NO_STORE = re.compile(r"(?:^|,)\s*(no-store|private|no-cache)\b", re.IGNORECASE)
 def cacheable_request(request) -> bool:
     return (
         request.method == "GET"
-        and "HTTP_AUTHORIZATION" not in request.META
-        and "HTTP_COOKIE" not in request.META
+        and not request.META.get("HTTP_AUTHORIZATION")
+        and not request.META.get("HTTP_COOKIE")
     )
 
 
