@@ -22,6 +22,9 @@ from gateway_site.upstream import registry
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body in one segment, sent at once: no Nagle stalls.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass

@@ -84,7 +84,9 @@ def test_defaults_are_the_embedded_mode(tmp_path):
     assert loaded["DB_OPTIONS"]["transaction_mode"] == "IMMEDIATE"
     assert "journal_mode=WAL" in loaded["DB_OPTIONS"]["init_command"]
     assert "busy_timeout" in loaded["DB_OPTIONS"]["init_command"]
-    assert loaded["CACHE"]["BACKEND"] == "diskcache.DjangoCache"
+    assert loaded["CACHE"]["BACKEND"] == (
+        "gateway_site.diskcache_backend.PersistentDjangoCache"
+    )
     assert loaded["CACHE"]["LOCATION"] == str(tmp_path / "cache")
 
 

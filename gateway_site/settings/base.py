@@ -153,7 +153,7 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "diskcache.DjangoCache",
+            "BACKEND": "gateway_site.diskcache_backend.PersistentDjangoCache",
             "LOCATION": str(DATA_DIR / "cache"),
             "TIMEOUT": 300,
             "SHARDS": 4,
