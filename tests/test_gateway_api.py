@@ -100,3 +100,17 @@ def test_an_empty_answer_is_an_empty_object(api_client, auth, gateway, upstreams
     name = gateway([up.url])
     response = call(api_client, auth, service_name=name, endpoint="/x", method="HEAD")
     assert response.json() == {"status_code": 200, "data": {}}
+
+
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [("Bearer", "bad_authorization_header"), ("Bearer abc.def.ghi", "token_not_valid")],
+)
+def test_token_errors_are_plain_json_errors(api_client, authorization, code):
+    response = api_client.post(
+        "/gateway", {}, format="json", headers={"Authorization": authorization}
+    )
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    body = response.json()
+    assert body["code"] == code
+    assert "ErrorDetail" not in body["detail"]

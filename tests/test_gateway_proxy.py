@@ -169,3 +169,12 @@ def test_upstream_4xx_is_passed_through(client, gateway, upstreams):
     response = client.get(f"/services/{name}/status/404")
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert json.loads(body(response)) == {"status": "set"}
+
+
+def test_non_ascii_header_bytes_are_relayed_unchanged(client, gateway, upstreams):
+    up = upstreams()
+    name = gateway([up.url])
+    # WSGI hands header bytes over decoded as latin-1: "café" in UTF-8.
+    response = client.get(f"/services/{name}/echo", headers={"X-Name": "cafÃ©"})
+    assert response.status_code == HTTPStatus.OK
+    assert up.received[-1]["headers"]["X-Name"] == "cafÃ©"

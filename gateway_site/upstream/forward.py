@@ -58,7 +58,7 @@ class UpstreamError(Exception):
 class Outbound:
     method: str
     target: str  # path and query, starting with "/"
-    headers: list[tuple[str, str]]
+    headers: list[tuple[bytes, bytes]]
     # Bytes can be resent on a retry; an iterable streams once and is never retried.
     body: bytes | Iterable[bytes] | None = None
     retryable: bool = False

@@ -6,6 +6,7 @@ from http import HTTPStatus
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.encoding import escape_uri_path
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -20,6 +21,7 @@ from gateway_site.upstream.forward import (
     send,
 )
 from gateway_site.upstream.retry import may_retry
+from likes.api import ErrorSerializer
 from likes.http import error_response
 from likes.ratelimit import client_ip
 
@@ -102,7 +104,14 @@ def proxy_request_headers(request) -> list[tuple[str, str]]:
         ("Accept-Encoding", request.headers.get("Accept-Encoding", "identity"))
     )
     headers.extend(forwarded_headers(request))
-    return headers
+    return latin1(headers)
+
+
+def latin1(headers) -> list[tuple[bytes, bytes]]:
+    """Header bytes as received: WSGI decodes them as latin-1, httpx wants ASCII str."""
+    return [
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers
+    ]
 
 
 def request_body(request, length: int):
@@ -128,7 +137,9 @@ def response_headers(upstream) -> list[tuple[str, str]]:
     drop = hop_by_hop(upstream.headers) | RESPONSE_DROP
     merged: dict[str, list[str]] = {}
     names: dict[str, str] = {}
-    for name, value in upstream.headers.multi_items():
+    # Raw bytes, decoded as latin-1 like WSGI does: relayed byte for byte.
+    for raw_name, raw_value in upstream.headers.raw:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
         lower = name.lower()
         if lower in drop:
             continue
@@ -217,7 +228,7 @@ def relay_request(request, service: str, path: str):
 
     headers = proxy_request_headers(request)
     if length:
-        headers.append(("Content-Length", str(length)))
+        headers.append((b"Content-Length", str(length).encode()))
     outbound = Outbound(
         method=request.method,
         target=target,
@@ -297,6 +308,15 @@ class ServiceRequestSerializer(serializers.Serializer):
         return value
 
 
+class ServiceResponseSerializer(serializers.Serializer):
+    status_code = serializers.IntegerField()
+    data = serializers.JSONField()
+
+
+def _error(description):
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
 class GatewayView(APIView):
     """Route a ServiceRequest to a service; answer a ServiceResponse.
 
@@ -313,6 +333,19 @@ class GatewayView(APIView):
 
         return [JWTAuthentication()]
 
+    @extend_schema(
+        operation_id="gateway_request",
+        request=ServiceRequestSerializer,
+        responses={
+            200: ServiceResponseSerializer,
+            400: _error("Invalid request"),
+            401: _error("Missing, invalid or expired bearer token"),
+            404: _error("Unknown service"),
+            502: _error("Service unreachable"),
+            503: _error("Circuit open (Retry-After says when to retry)"),
+            504: _error("Service timed out"),
+        },
+    )
     def post(self, request):
         incoming = ServiceRequestSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -337,7 +370,7 @@ class GatewayView(APIView):
         outbound = Outbound(
             method=method,
             target=data["endpoint"],
-            headers=headers,
+            headers=latin1(headers),
             body=body,
             retryable=may_retry(method, request.headers),
         )
