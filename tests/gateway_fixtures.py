@@ -7,6 +7,7 @@ can see the headers and body the gateway forwarded.
 """
 
 import contextlib
+import gzip
 import json
 import socket
 import threading
@@ -75,6 +76,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         if parts.path == "/sleep":
             time.sleep(float(query.get("s", ["1"])[0]))
+        if parts.path == "/gzip":
+            packed = gzip.compress(b'{"packed": true}')
+            self._answer(200, packed, {"Content-Encoding": "gzip"})
+            return
         if parts.path.startswith("/status/"):
             self._answer(int(parts.path.rsplit("/", 1)[1]), b'{"status":"set"}')
             return

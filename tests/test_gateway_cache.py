@@ -1,3 +1,4 @@
+import gzip
 import json
 import time
 from http import HTTPStatus
@@ -95,3 +96,16 @@ def test_query_string_is_part_of_the_key(client, gateway, upstreams):
     response = client.get(f"/services/{name}/search?q=b")
     assert response["X-Cache-Status"] == "MISS"
     assert response.status_code == HTTPStatus.OK
+
+
+def test_encoded_bodies_are_stored_and_served_as_encoded(client, gateway, upstreams):
+    up = upstreams()
+    name = gateway([up.url])
+    headers = {"Accept-Encoding": "gzip"}
+    first = client.get(f"/services/{name}/gzip", headers=headers)
+    second = client.get(f"/services/{name}/gzip", headers=headers)
+    assert (first["X-Cache-Status"], second["X-Cache-Status"]) == ("MISS", "HIT")
+    for response in (first, second):
+        assert response["Content-Encoding"] == "gzip"
+        assert int(response["Content-Length"]) == len(content(response))
+        assert gzip.decompress(content(response)) == b'{"packed": true}'

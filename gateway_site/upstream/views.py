@@ -249,10 +249,12 @@ def relay_request(request, service: str, path: str):
         )
         if ttl is not None:
             try:
-                body = upstream.read()
+                # Raw: stored and relayed with the service's Content-Encoding.
+                body = b"".join(upstream.iter_raw())
             except Exception as exc:
-                upstream.close()
-                logger.warning("Upstream body of %s unreadable: %s", service, exc)
+                logger.warning(
+                    "Upstream body of %s unreadable: %s", service, type(exc).__name__
+                )
                 return upstream_error(
                     UpstreamError(
                         HTTPStatus.BAD_GATEWAY,
