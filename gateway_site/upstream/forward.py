@@ -8,9 +8,8 @@ from http import HTTPStatus
 
 import httpx
 
-from gateway_site.upstream import retry
+from gateway_site.upstream import client, retry
 from gateway_site.upstream.breaker import BreakerOpen
-from gateway_site.upstream.client import client
 from gateway_site.upstream.conf import conf
 
 logger = logging.getLogger("gateway_site.upstream")
@@ -94,7 +93,6 @@ def send(registry, name: str, outbound: Outbound) -> httpx.Response:
     replicas = upstream.balancer.order()
     tried: set[str] = set()
     failure = "connect"
-    http = client()
     attempt = 0
     while True:
         # Prefer a replica not tried yet; with one replica, retry that one.
@@ -111,16 +109,15 @@ def send(registry, name: str, outbound: Outbound) -> httpx.Response:
             break
         per_try = min(service.timeout, remaining)
         timeout = httpx.Timeout(per_try, connect=min(conf.CONNECT_TIMEOUT, per_try))
-        request = http.build_request(
-            outbound.method,
-            url + outbound.target,
-            headers=outbound.headers,
-            content=outbound.body,
-            timeout=timeout,
-        )
         attempt += 1
         try:
-            response = http.send(request, stream=True)
+            response = client.send(
+                outbound.method,
+                url + outbound.target,
+                headers=outbound.headers,
+                content=outbound.body,
+                timeout=timeout,
+            )
         except httpx.ConnectError:
             failure = "connect"
             upstream.balancer.eject(url)

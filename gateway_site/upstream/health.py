@@ -14,14 +14,24 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from django.core.cache import caches
 
-from gateway_site.upstream.client import client
+from gateway_site.upstream import client
 
 logger = logging.getLogger("gateway_site.upstream.health")
 
 
 def probe(url: str, endpoint: str, timeout: float) -> bool:
     try:
-        response = client().get(url + endpoint, timeout=timeout)
+        response = client.send(
+            "GET",
+            url + endpoint,
+            headers=[],
+            content=None,
+            timeout=httpx.Timeout(timeout),
+        )
+        try:
+            response.read()
+        finally:
+            response.close()
     except httpx.HTTPError:
         return False
     return 200 <= response.status_code < 300
