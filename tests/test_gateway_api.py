@@ -114,3 +114,21 @@ def test_token_errors_are_plain_json_errors(api_client, authorization, code):
     body = response.json()
     assert body["code"] == code
     assert "ErrorDetail" not in body["detail"]
+
+
+def test_request_id_and_trace_context_reach_the_service(
+    api_client, auth, gateway, upstreams
+):
+    up = upstreams()
+    name = gateway([up.url])
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    call(
+        api_client,
+        {**auth, "X-Request-ID": "rid-42", "traceparent": traceparent},
+        service_name=name,
+        endpoint="/x",
+    )
+    seen = up.received[-1]["headers"]
+    assert seen["X-Request-ID"] == "rid-42"
+    assert seen["traceparent"] == traceparent
+    assert seen["X-Forwarded-For"] == "127.0.0.1"

@@ -178,3 +178,61 @@ def test_non_ascii_header_bytes_are_relayed_unchanged(client, gateway, upstreams
     response = client.get(f"/services/{name}/echo", headers={"X-Name": "cafÃ©"})
     assert response.status_code == HTTPStatus.OK
     assert up.received[-1]["headers"]["X-Name"] == "cafÃ©"
+
+
+def test_trace_context_passes_through(client, gateway, upstreams):
+    up = upstreams()
+    name = gateway([up.url])
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    client.get(f"/services/{name}/x", headers={"traceparent": traceparent})
+    seen = {k.lower(): v for k, v in up.received[-1]["headers"].items()}
+    assert seen["traceparent"] == traceparent  # header names are case-insensitive
+
+
+def test_a_chunked_body_without_length_is_411(rf, gateway, upstreams):
+    from gateway_site.upstream.views import proxy
+
+    up = upstreams()
+    name = gateway([up.url])
+    request = rf.post(
+        f"/services/{name}/upload",
+        data=b"",
+        content_type="text/plain",
+        headers={"Transfer-Encoding": "chunked"},
+    )
+    response = proxy(request, name, "upload")
+    assert response.status_code == HTTPStatus.LENGTH_REQUIRED
+    assert up.received == []
+
+
+def test_an_invalid_content_length_is_400(rf, gateway, upstreams):
+    from gateway_site.upstream.views import proxy
+
+    up = upstreams()
+    name = gateway([up.url])
+    request = rf.post(f"/services/{name}/upload", data=b"x", content_type="text/plain")
+    request.META["CONTENT_LENGTH"] = "-1"
+    response = proxy(request, name, "upload")
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert json.loads(response.content)["code"] == "bad_length"
+
+
+def test_encoded_answers_stream_through_untouched(client, gateway, upstreams):
+    import gzip
+
+    up = upstreams()
+    name = gateway([up.url])
+    response = client.get(
+        f"/services/{name}/gzip", headers={"Accept-Encoding": "gzip", "Cookie": "a=b"}
+    )
+    assert response["X-Cache-Status"] == "BYPASS"
+    assert response["Content-Encoding"] == "gzip"
+    assert up.received[-1]["headers"]["Accept-Encoding"] == "gzip"
+    assert gzip.decompress(body(response)) == b'{"packed": true}'
+
+
+def test_no_accept_encoding_means_identity_upstream(client, gateway, upstreams):
+    up = upstreams()
+    name = gateway([up.url])
+    client.get(f"/services/{name}/x")
+    assert up.received[-1]["headers"]["Accept-Encoding"] == "identity"

@@ -365,9 +365,11 @@ class GatewayView(APIView):
             headers.append(("Content-Type", "application/json"))
         elif method in BODY_METHODS:
             body = b""
-        key = request.headers.get("Idempotency-Key")
-        if key:
-            headers.append(("Idempotency-Key", key))
+        # The caller's idempotency key and W3C trace context go along.
+        for header in ("Idempotency-Key", "traceparent", "tracestate"):
+            value = request.headers.get(header)
+            if value:
+                headers.append((header, value))
         headers.extend(forwarded_headers(request))
         outbound = Outbound(
             method=method,
