@@ -59,6 +59,11 @@ $(DEPLOY_VENV)/.installed: requirements/base.txt
 bench: $(VENV)/.dev-installed $(DEPLOY_VENV)/.installed
 	$(BIN)/python -m tests.benchmarks.run --deploy-bin $(DEPLOY_VENV)/bin $(BENCH_ARGS)
 
+# The API gateway's added latency and throughput against a direct call (needs wrk).
+.PHONY: bench-gateway
+bench-gateway: $(VENV)/.dev-installed
+	$(BIN)/python -m tests.benchmarks.gateway $(BENCH_ARGS)
+
 check-migrations: $(VENV)/.dev-installed
 	DJANGO_SETTINGS_MODULE=gateway_site.settings.test \
 		$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 1

@@ -30,6 +30,12 @@ def configured_workers() -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else default_workers()
 
 
+def configured_timeout() -> int:
+    """Gunicorn's worker timeout (GUNICORN_TIMEOUT): Cloudflare gives up at 100 s."""
+    raw = os.environ.get("GUNICORN_TIMEOUT", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 95
+
+
 def cache_is_shared() -> bool:
     return settings.CACHES["default"]["BACKEND"] not in PROCESS_LOCAL_CACHES
 
@@ -241,6 +247,46 @@ def check_observability(app_configs, **kwargs):
                     hint="The OTLP/HTTP receiver's base URL, e.g. http://jaeger:4318 "
                     "(spans go to /v1/traces under it).",
                     id="gateway_site.E023",
+
+
+# --- API gateway services file (gateway_site/upstream/config.py) -------------
+
+SERVICES_CHECK_IDS = {
+    "file": "gateway_site.E010",
+    "value": "gateway_site.E011",
+    "unknown": "gateway_site.E012",
+}
+
+
+@register()
+def check_gateway_services(app_configs, **kwargs):
+    """The services file parses, and every service and field in it is valid."""
+    from gateway_site.upstream.conf import conf
+    from gateway_site.upstream.config import load
+    from gateway_site.upstream.retry import budget
+
+    path = conf.SERVICES_FILE
+    config, problems = load(path, os.environ)
+    errors = [
+        Error(
+            f"Gateway services file {path}: {problem.where} {problem.message}.",
+            hint="Fix the file (GATEWAY_SERVICES_FILE) or the environment variable "
+            "named; README.md, 'API gateway', lists the fields.",
+            id=SERVICES_CHECK_IDS[problem.kind],
+        )
+        for problem in problems
+    ]
+    limit = budget(configured_timeout())
+    for service in config.services.values():
+        if service.timeout > limit:
+            errors.append(
+                Error(
+                    f"Gateway service {service.name}: timeout {service.timeout:g} s "
+                    f"exceeds the {limit:g} s that GUNICORN_TIMEOUT="
+                    f"{configured_timeout()} leaves for a proxied request.",
+                    hint=f"Lower services.{service.name}.timeout or raise "
+                    "GUNICORN_TIMEOUT.",
+                    id="gateway_site.E013",
                 )
             )
     return errors

@@ -12,7 +12,7 @@ sys.path.insert(0, str(BASE_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings.base")
 
 from gateway_site import observability  # noqa: E402
-from gateway_site.checks import configured_workers  # noqa: E402
+from gateway_site.checks import configured_timeout, configured_workers  # noqa: E402
 
 chdir = str(BASE_DIR)
 wsgi_app = "gateway_site.wsgi:application"
@@ -35,7 +35,7 @@ worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 # Load Django once in the master so workers share its memory pages.
 preload_app = True
 # Cloudflare closes a request after 100 s; stop slightly before it.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "95"))
+timeout = configured_timeout()  # the gateway derives its retry budget from it
 # SIGTERM (docker stop): workers stop accepting and finish the requests in
 # flight within graceful_timeout; keep docker's stop_grace_period longer
 # (docker-compose.yml; tests/test_gunicorn_conf.py).

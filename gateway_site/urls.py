@@ -5,11 +5,20 @@ from drf_spectacular.views import SpectacularAPIView
 
 from gateway_site import auth, views
 from gateway_site.metrics import metrics_view
+from gateway_site.upstream import views as gateway_views
 
 # The public likes API first: it takes nearly all the traffic.
 urlpatterns = [
     path("", include("likes.urls")),
     path("health", views.health, name="health"),
+    # API gateway: readiness, the envelope endpoint and the transparent proxy.
+    path("ready", views.ready, name="ready"),
+    path("gateway", gateway_views.gateway_view, name="gateway"),
+    path("services/<str:service>", gateway_views.proxy, name="gateway-proxy-root"),
+    path("services/<str:service>/", gateway_views.proxy),
+    path(
+        "services/<str:service>/<path:path>", gateway_views.proxy, name="gateway-proxy"
+    ),
     path(
         "dashboard",
         RedirectView.as_view(pattern_name="admin:likes_dashboard", permanent=False),

@@ -1,7 +1,68 @@
+import logging
+import uuid
+from http import HTTPStatus
+
+from django.core.cache import caches
+from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
+
+from gateway_site.upstream import registry
+from gateway_site.upstream.health import all_health
+from likes.http import json_response
+
+logger = logging.getLogger("gateway_site.ready")
 
 
 def health(request):
     """Liveness: the process answers. Readiness (database, cache) is /ready."""
     return JsonResponse({"status": "healthy", "timestamp": timezone.now().isoformat()})
+
+
+def ready(request):
+    """Readiness: 200 when the database and the cache work, else 503.
+
+    Each upstream service's health is reported (cached for the service_health
+    TTL) but does not make the gateway unready: its breaker answers for it.
+    """
+    checks = {"database": _database_ok(), "cache": _cache_ok()}
+    try:
+        upstreams = all_health(registry.get())
+    except Exception:  # a bad services file is a system check error, not a crash
+        logger.exception("Upstream health unavailable")
+        upstreams = {}
+    ok = all(checks.values())
+    return json_response(
+        {
+            "status": "ready" if ok else "unavailable",
+            "timestamp": timezone.now().isoformat(),
+            "checks": {
+                name: "ok" if good else "failed" for name, good in checks.items()
+            },
+            "upstreams": upstreams,
+        },
+        status=HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,
+    )
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            return cursor.fetchone() == (1,)
+    except Exception:
+        logger.exception("Database check failed")
+        return False
+
+
+def _cache_ok() -> bool:
+    key = f"gw:ready:{uuid.uuid4().hex}"
+    try:
+        cache = caches["default"]
+        cache.set(key, 1, timeout=10)
+        good = cache.get(key) == 1
+        cache.delete(key)
+        return good
+    except Exception:
+        logger.exception("Cache check failed")
+        return False

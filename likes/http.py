@@ -56,9 +56,13 @@ def exception_handler(exc, context):
         )
     else:
         codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        detail = getattr(exc, "detail", exc)
+        if isinstance(detail, dict) and "detail" in detail:
+            # Already {"detail", "code", ...} (simplejwt's token errors).
+            codes, detail = detail.get("code"), detail["detail"]
         response.data = error_body(
-            code=codes if isinstance(codes, str) else "error",
-            detail=str(getattr(exc, "detail", exc)),
+            code=str(codes) if isinstance(codes, str) else "error",
+            detail=str(detail),
         )
     return response
 

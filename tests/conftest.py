@@ -5,6 +5,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from rest_framework.test import APIClient
 
+# Real upstream servers and a services file for the API gateway tests.
+pytest_plugins = ["tests.gateway_fixtures"]
+
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") not in ("", "0", "false")
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 # A database of its own, so tests never touch data of another Redis user.

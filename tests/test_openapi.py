@@ -1,3 +1,4 @@
+import re
 import subprocess
 from http import HTTPStatus
 
@@ -78,5 +79,7 @@ def test_schemathesis_finds_no_failures_against_the_live_app(tmp_path):
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    # Every operation was exercised: 6 likes/stats/health ones, 3 gateway auth ones.
-    assert "Tested: 9" in output, output[-3000:]
+    # Every operation of the schema was exercised.
+    total = re.search(r"Selected: \d+/(\d+)", output).group(1)
+    assert int(total) >= 7, output[-3000:]
+    assert f"Tested: {total}" in output, output[-3000:]

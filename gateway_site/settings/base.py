@@ -286,6 +286,16 @@ LIKES_POST_RATE = env.str("LIKES_POST_RATE", default="10/m")
 LIKES_GET_RATE = env.str("LIKES_GET_RATE", default="120/m")
 LIKES_DEDUPE = env.bool("LIKES_DEDUPE", default=True)
 
+# --- API gateway (gateway_site/upstream) -----------------------------------
+# Upstream services are declared in a TOML file; <SERVICE>_URL variables
+# override their URLs (comma-separated for replicas). See README.md.
+
+GATEWAY_SERVICES_FILE = resolve_path(
+    env.str("GATEWAY_SERVICES_FILE", default="gateway_site/services.toml")
+)
+GATEWAY_MAX_BODY_SIZE = env.int("GATEWAY_MAX_BODY_SIZE", default=10 * 1024 * 1024)
+GATEWAY_CONNECT_TIMEOUT = env.float("GATEWAY_CONNECT_TIMEOUT", default=5.0)
+
 # --- Rate limiting (django-ratelimit) ---------------------------------------
 
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)

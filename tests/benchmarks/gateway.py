@@ -1,0 +1,214 @@
+"""Benchmark the API gateway's added latency and throughput against a direct call.
+
+    make bench-gateway          # or: python -m tests.benchmarks.gateway --help
+
+Starts on loopback a fast upstream (a framework-free WSGI app on gunicorn) and the
+project as deployed (gunicorn + gateway_site/gunicorn.conf.py, embedded default,
+``IMAGE_PROCESSOR_URL`` pointing at the upstream, rate limits off). Drives, with
+wrk at the same concurrency in alternating rounds: the upstream directly, the
+gateway's proxy (``/services/image_processor/bench``, ``Cache-Control: no-store``
+so every request goes through), and optionally the gateway answering from its
+response cache. Prints medians of p50/p99 latency and req/s, the added latency
+(gateway p50/p99 minus direct) and the throughput ratio, against the targets:
+p50 added <= 2 ms and throughput >= 50 % of direct at c=16.
+"""
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.benchmarks.run import machine, wrk
+from tests.live import BASE_DIR, BIN, free_port, project_env
+
+RESULTS = Path(__file__).resolve().parent / "results" / "gateway.json"
+TARGET_P50_ADDED_MS = 2.0
+TARGET_THROUGHPUT_RATIO = 0.5
+
+
+@contextmanager
+def process(argv, env, log_path, base_url, health):
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            argv, env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_until_up(base_url + health, proc)
+            yield base_url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_until_up(url, proc, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up within {timeout} s")
+
+
+def upstream(args, log_dir):
+    port = free_port()
+    argv = [
+        str(BIN / "gunicorn"),
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(args.upstream_workers),
+        "--threads",
+        "4",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(BASE_DIR),
+        "tests.benchmarks.gateway_upstream:app",
+    ]
+    return process(
+        argv,
+        project_env(),
+        log_dir / "upstream.log",
+        f"http://127.0.0.1:{port}",
+        "/health",
+    )
+
+
+def gateway(args, upstream_url, log_dir, data_dir):
+    port = free_port()
+    env = project_env(
+        API_GATEWAY_HOST="127.0.0.1",
+        API_GATEWAY_PORT=str(port),
+        WEB_CONCURRENCY=str(args.workers),
+        GUNICORN_THREADS=str(args.threads),
+        RATELIMIT_ENABLE="false",
+        DATA_DIR=str(data_dir),
+        IMAGE_PROCESSOR_URL=upstream_url,
+    )
+    argv = [
+        str(BIN / "gunicorn"),
+        "-c",
+        str(BASE_DIR / "gateway_site/gunicorn.conf.py"),
+    ]
+    return process(
+        argv, env, log_dir / "gateway.log", f"http://127.0.0.1:{port}", "/health"
+    )
+
+
+def median(rounds, key):
+    return statistics.median(r[key] for r in rounds)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="gateway workers")
+    parser.add_argument("--threads", type=int, default=4, help="gateway threads")
+    parser.add_argument("--upstream-workers", type=int, default=2)
+    parser.add_argument("--cached", action="store_true", help="also measure HITs")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: sudo apt-get install wrk")
+
+    with (
+        tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp,
+        ExitStack() as stack,
+    ):
+        tmp = Path(tmp)
+        (tmp / "data").mkdir()
+        up = stack.enter_context(upstream(args, tmp))
+        gw = stack.enter_context(gateway(args, up, tmp, tmp / "data"))
+        targets = {
+            "direct": f"{up}/bench",
+            "gateway": f"{gw}/services/image_processor/bench",
+        }
+        if args.cached:
+            targets["cached"] = f"{gw}/services/image_processor/cached/bench"
+        for url in targets.values():  # warm up pools and caches
+            wrk(url, method="GET", duration=2, connections=args.connections, threads=1)
+        rounds = {name: [] for name in targets}
+        for _ in range(args.rounds):
+            for name, url in targets.items():
+                result = wrk(
+                    url,
+                    method="GET",
+                    duration=args.duration,
+                    connections=args.connections,
+                    threads=args.wrk_threads,
+                )
+                if result["non_2xx"] or sum(result["errors"].values()):
+                    sys.exit(f"{name}: errors during the run: {result}")
+                rounds[name].append(result)
+
+    summary = {
+        name: {
+            "rps": median(results, "rps"),
+            "p50_ms": median(results, "p50_us") / 1000,
+            "p99_ms": median(results, "p99_us") / 1000,
+        }
+        for name, results in rounds.items()
+    }
+    direct, proxied = summary["direct"], summary["gateway"]
+    added = {
+        "p50_added_ms": proxied["p50_ms"] - direct["p50_ms"],
+        "p99_added_ms": proxied["p99_ms"] - direct["p99_ms"],
+        "throughput_ratio": proxied["rps"] / direct["rps"],
+    }
+    verdicts = {
+        "p50_added_le_2ms": added["p50_added_ms"] <= TARGET_P50_ADDED_MS,
+        "throughput_ge_50pct": added["throughput_ratio"] >= TARGET_THROUGHPUT_RATIO,
+    }
+    print(
+        f"\nc={args.connections}, {args.rounds} x {args.duration}s rounds, gateway "
+        f"{args.workers} workers x {args.threads} threads (medians)"
+    )
+    print(f"{'target':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, row in summary.items():
+        print(f"{name:8} {row['rps']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f}")
+    print(
+        f"\nadded latency p50 {added['p50_added_ms']:.2f} ms "
+        f"(target <= {TARGET_P50_ADDED_MS} ms: "
+        f"{'met' if verdicts['p50_added_le_2ms'] else 'MISSED'}), "
+        f"p99 {added['p99_added_ms']:.2f} ms; throughput "
+        f"{added['throughput_ratio']:.0%} of direct (target >= 50 %: "
+        f"{'met' if verdicts['throughput_ge_50pct'] else 'MISSED'})"
+    )
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "machine": machine(),
+                "args": vars(args),
+                "summary": summary,
+                "added": added,
+                "verdicts": verdicts,
+                "rounds": rounds,
+            },
+            indent=2,
+        )
+    )
+    print(f"written to {RESULTS.relative_to(BASE_DIR)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+from http import HTTPStatus
+
+import pytest
+from rest_framework_simplejwt.tokens import AccessToken
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def auth(django_user_model):
+    user = django_user_model.objects.create_user("ada", password="x-long-pass")
+    return {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
+
+
+def call(api_client, auth, **body):
+    return api_client.post("/gateway", body, format="json", headers=auth)
+
+
+def test_post_routes_to_the_service_and_wraps_its_answer(
+    api_client, auth, gateway, upstreams
+):
+    up = upstreams()
+    name = gateway([up.url])
+    response = call(
+        api_client,
+        auth,
+        service_name=name,
+        endpoint="/process?x=1",
+        method="POST",
+        payload={"image": "abc"},
+    )
+    assert response.status_code == HTTPStatus.OK
+    data = response.json()
+    assert data["status_code"] == 200
+    assert data["data"]["path"] == "/process?x=1"
+    assert data["data"]["body"] == '{"image":"abc"}'
+    seen = up.received[-1]["headers"]
+    assert seen["Content-Type"] == "application/json"
+    assert "Authorization" not in seen  # the gateway's token stays here
+
+
+def test_upstream_status_is_reported_in_the_envelope(
+    api_client, auth, gateway, upstreams
+):
+    up = upstreams()
+    name = gateway([up.url])
+    response = call(api_client, auth, service_name=name, endpoint="/status/404")
+    assert response.status_code == HTTPStatus.OK
+    assert response.json() == {"status_code": 404, "data": {"status": "set"}}
+
+
+def test_jwt_is_required(api_client, gateway, upstreams):
+    up = upstreams()
+    name = gateway([up.url])
+    response = api_client.post(
+        "/gateway", {"service_name": name, "endpoint": "/x"}, format="json"
+    )
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert set(response.json()) == {"detail", "code"}
+    assert up.received == []
+
+
+def test_a_tampered_token_is_refused(api_client, auth, gateway, upstreams):
+    name = gateway([upstreams().url])
+    token = auth["Authorization"]
+    tampered = {"Authorization": token[:-2] + ("AA" if token[-2:] != "AA" else "BB")}
+    response = call(api_client, tampered, service_name=name, endpoint="/x")
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_unknown_service_is_404(api_client, auth, gateway, upstreams):
+    gateway([upstreams().url])
+    response = call(api_client, auth, service_name="nope", endpoint="/x")
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert response.json()["code"] == "unknown_service"
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://evil.example/x", "//evil.example/x", "x", "/a/../b", ""]
+)
+def test_endpoint_must_be_a_plain_path(api_client, auth, gateway, upstreams, endpoint):
+    up = upstreams()
+    name = gateway([up.url])
+    response = call(api_client, auth, service_name=name, endpoint=endpoint)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert up.received == []
+
+
+def test_dead_service_is_502_naming_it(api_client, auth, gateway, upstreams):
+    up = upstreams()
+    name = gateway([up.url], max_retries=0)
+    up.kill()
+    response = call(api_client, auth, service_name=name, endpoint="/x")
+    assert response.status_code == HTTPStatus.BAD_GATEWAY
+    assert response.json()["service"] == name
+
+
+def test_an_empty_answer_is_an_empty_object(api_client, auth, gateway, upstreams):
+    up = upstreams()
+    name = gateway([up.url])
+    response = call(api_client, auth, service_name=name, endpoint="/x", method="HEAD")
+    assert response.json() == {"status_code": 200, "data": {}}
+
+
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [("Bearer", "bad_authorization_header"), ("Bearer abc.def.ghi", "token_not_valid")],
+)
+def test_token_errors_are_plain_json_errors(api_client, authorization, code):
+    response = api_client.post(
+        "/gateway", {}, format="json", headers={"Authorization": authorization}
+    )
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    body = response.json()
+    assert body["code"] == code
+    assert "ErrorDetail" not in body["detail"]
+
+
+def test_request_id_and_trace_context_reach_the_service(
+    api_client, auth, gateway, upstreams
+):
+    up = upstreams()
+    name = gateway([up.url])
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    call(
+        api_client,
+        {**auth, "X-Request-ID": "rid-42", "traceparent": traceparent},
+        service_name=name,
+        endpoint="/x",
+    )
+    seen = up.received[-1]["headers"]
+    assert seen["X-Request-ID"] == "rid-42"
+    assert seen["traceparent"] == traceparent
+    assert seen["X-Forwarded-For"] == "127.0.0.1"
