@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -136,6 +137,17 @@ def request_user(request):
         user = token_user(decode_access_token(credentials))
     setattr(request, _USER_ATTR, user)
     return user
+
+
+class BearerAuthentication(BaseAuthentication):
+    """DRF authentication by the gateway's bearer tokens (:func:`request_user`)."""
+
+    def authenticate(self, request):
+        user = request_user(request._request)
+        return None if user is None else (user, None)
+
+    def authenticate_header(self, request):
+        return BEARER_CHALLENGE
 
 
 def decode_access_token(raw: str):

@@ -247,6 +247,9 @@ def check_observability(app_configs, **kwargs):
                     hint="The OTLP/HTTP receiver's base URL, e.g. http://jaeger:4318 "
                     "(spans go to /v1/traces under it).",
                     id="gateway_site.E023",
+                )
+            )
+    return errors
 
 
 # --- API gateway services file (gateway_site/upstream/config.py) -------------

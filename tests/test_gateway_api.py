@@ -1,7 +1,8 @@
 from http import HTTPStatus
 
 import pytest
-from rest_framework_simplejwt.tokens import AccessToken
+
+from gateway_site.tokens import GatewayAccessToken
 
 pytestmark = pytest.mark.django_db
 
@@ -9,7 +10,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def auth(django_user_model):
     user = django_user_model.objects.create_user("ada", password="x-long-pass")
-    return {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
+
+    return {"Authorization": f"Bearer {GatewayAccessToken.for_user(user)}"}
 
 
 def call(api_client, auth, **body):

@@ -1,11 +1,9 @@
-import os
 import time
 import uuid
 from http import HTTPStatus
 
 import httpx
 import pytest
-from django.conf import settings as django_settings
 
 from gateway_site.upstream import registry
 from gateway_site.upstream.breaker import Breaker, BreakerOpen
@@ -104,23 +102,24 @@ def test_a_success_resets_the_failure_count():
 @pytest.mark.live
 @pytest.mark.parametrize("backend", ["diskcache", "redis"])
 def test_a_second_gateway_process_sees_the_open_breaker(
-    client, upstreams, settings, tmp_path, backend
+    client, upstreams, settings, tmp_path, backend, request
 ):
     env = {}
     if backend == "redis":
-        from tests.conftest import need
-
-        redis_url = os.environ.get("REDIS_URL", "")
-        need(bool(redis_url), "REDIS_URL is not set: no Redis to share breaker state")
+        redis_url = request.getfixturevalue("redis_url")
         env["REDIS_URL"] = redis_url
-        # The same keys the deployed settings use.
+        # The same backend and keys the deployed settings use.
         settings.CACHES = {
-            "default": {**django_settings.CACHES["default"], "KEY_PREFIX": "gateway"}
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": redis_url,
+                "KEY_PREFIX": "gateway",
+            }
         }
     else:
         settings.CACHES = {
             "default": {
-                "BACKEND": "diskcache.DjangoCache",
+                "BACKEND": "gateway_site.cache.DiskCache",
                 "LOCATION": str(tmp_path / "data" / "cache"),
                 "SHARDS": 4,
                 "DATABASE_TIMEOUT": 0.25,

@@ -8,10 +8,11 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.encoding import escape_uri_path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gateway_site import auth
 from gateway_site.upstream import cache, registry
 from gateway_site.upstream.conf import conf
 from gateway_site.upstream.forward import (
@@ -169,12 +170,14 @@ def relay(upstream):
         upstream.close()
 
 
+@auth.gateway_view(processing=lambda request: request.method not in SAFE_METHODS)
 def proxy(request, service: str, path: str = ""):
-    """Relay a request to ``/<path>`` of ``service``: /services/<service>/<path>."""
-    # Open to anonymous and authenticated callers alike; a per-caller rate limit
-    # goes here, before any work, and its headers onto ``response``.
-    response = relay_request(request, service, path)
-    return response
+    """Relay a request to ``/<path>`` of ``service``: /services/<service>/<path>.
+
+    Open to anonymous and authenticated callers alike, each within their
+    rate-limit tier; calls other than GET/HEAD/OPTIONS count as processing.
+    """
+    return relay_request(request, service, path)
 
 
 def relay_request(request, service: str, path: str):
@@ -326,14 +329,8 @@ class GatewayView(APIView):
     status; 404/502/503/504 mean the gateway itself could not get one.
     """
 
+    authentication_classes = [auth.BearerAuthentication]
     permission_classes = [IsAuthenticated]
-
-    def get_authenticators(self):
-        # Imported here: simplejwt reads SECRET_KEY at import, which would turn
-        # the missing-secret system check (gateway_site.E001) into a traceback.
-        from rest_framework_simplejwt.authentication import JWTAuthentication
-
-        return [JWTAuthentication()]
 
     @extend_schema(
         operation_id="gateway_request",
@@ -418,4 +415,7 @@ def decode(raw: bytes):
         return {"content": raw.decode("utf-8", errors="replace")}
 
 
-gateway_view = GatewayView.as_view()
+# Bearer token required; every call makes a service work: the processing tier.
+gateway_view = auth.gateway_view(auth_required=True, processing=True)(
+    GatewayView.as_view()
+)
