@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from django.core.cache import caches
 
+from gateway_site import metrics
+
 logger = logging.getLogger("gateway_site.upstream.breaker")
 
 
@@ -80,6 +82,7 @@ class Breaker:
             won = False
         if won:
             logger.info("Circuit of %s half-open: probing", self.name)
+            metrics.set_breaker_state(self.name, "half-open")
             return Ticket(probe=True, failures=failures)
         raise BreakerOpen(self.name, 1)
 
@@ -92,6 +95,7 @@ class Breaker:
                     [self.open_key, self.probe_key, self.failures_key]
                 )
                 logger.info("Circuit of %s closed", self.name)
+                metrics.set_breaker_state(self.name, "closed")
             else:
                 self.cache.delete(self.failures_key)
         except Exception:
@@ -118,6 +122,7 @@ class Breaker:
         self.cache.set(self.open_key, time.time() + self.recovery, timeout=None)
         self.cache.delete_many([self.failures_key, self.probe_key])
         logger.warning("Circuit of %s open for %.0f s", self.name, self.recovery)
+        metrics.set_breaker_state(self.name, "open")
 
     def state(self) -> str:
         try:

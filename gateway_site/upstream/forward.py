@@ -8,6 +8,7 @@ from http import HTTPStatus
 
 import httpx
 
+from gateway_site import metrics
 from gateway_site.upstream import client, retry
 from gateway_site.upstream.breaker import BreakerOpen
 from gateway_site.upstream.conf import conf
@@ -79,11 +80,23 @@ def send(registry, name: str, outbound: Outbound) -> httpx.Response:
 
     Raises UpstreamError when the circuit is open or no replica answered.
     """
+    with metrics.upstream_call_in_progress():
+        return _send(registry, name, outbound)
+
+
+def outcome(status: int) -> str:
+    if status >= 500:
+        return "server_error"
+    return "client_error" if status >= 400 else "success"
+
+
+def _send(registry, name: str, outbound: Outbound) -> httpx.Response:
     upstream = registry.upstreams[name]
     service = upstream.service
     try:
         ticket = upstream.breaker.allow()
     except BreakerOpen as exc:
+        metrics.observe_upstream(name, "circuit_open")
         raise breaker_open_error(exc) from None
     started = time.monotonic()
     deadline = started + registry.budget
@@ -110,6 +123,7 @@ def send(registry, name: str, outbound: Outbound) -> httpx.Response:
         per_try = min(service.timeout, remaining)
         timeout = httpx.Timeout(per_try, connect=min(conf.CONNECT_TIMEOUT, per_try))
         attempt += 1
+        sent = time.monotonic()
         try:
             response = client.send(
                 outbound.method,
@@ -118,7 +132,11 @@ def send(registry, name: str, outbound: Outbound) -> httpx.Response:
                 content=outbound.body,
                 timeout=timeout,
             )
+        except httpx.TimeoutException:
+            metrics.observe_upstream(name, "timeout", time.monotonic() - sent)
+            failure = "timeout"
         except httpx.ConnectError:
+            metrics.observe_upstream(name, "error")
             failure = "connect"
             upstream.balancer.eject(url)
             # Nothing reached the service: any replayable request may move on
@@ -127,16 +145,17 @@ def send(registry, name: str, outbound: Outbound) -> httpx.Response:
             if replayable and not ticket.probe and (others or attempt < tries):
                 continue
             break
-        except httpx.TimeoutException:
-            failure = "timeout"
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            metrics.observe_upstream(name, "error")
             failure = "reset"
         except httpx.HTTPError as exc:
+            metrics.observe_upstream(name, "error")
             logger.warning("Request to %s failed: %s", name, type(exc).__name__)
             failure = "error"
             break
         else:
             status = response.status_code
+            metrics.observe_upstream(name, outcome(status), time.monotonic() - sent)
             if status in retry.RETRY_STATUSES:
                 upstream.balancer.eject(url)
             retry_this = status in retry.RETRY_STATUSES or (

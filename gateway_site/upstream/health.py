@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from django.core.cache import caches
 
+from gateway_site import metrics
 from gateway_site.upstream import client
 
 logger = logging.getLogger("gateway_site.upstream.health")
@@ -53,6 +54,7 @@ def service_health(registry, name: str) -> dict:
             for url in service.urls
         ]
         healthy = sum(results)
+        metrics.set_service_health(name, healthy > 0)
         if healthy == len(results):
             status = "up"
         elif healthy:

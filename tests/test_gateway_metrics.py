@@ -1,0 +1,62 @@
+"""The gateway reports its upstream calls, breakers and health in /metrics."""
+
+from http import HTTPStatus
+
+import pytest
+
+from tests.test_metrics import scrape, value
+
+pytestmark = pytest.mark.django_db
+
+BREAKER = {"failure_threshold": 2, "recovery_timeout": 60}
+
+
+def test_upstream_calls_are_counted_by_outcome(client, gateway, upstreams):
+    up = upstreams()
+    name = gateway([up.url], timeout=0.5, max_retries=0, circuit_breaker=BREAKER)
+
+    assert client.get(f"/services/{name}/ok?cc=no-store").status_code == HTTPStatus.OK
+    up.fail(1, status=404)
+    assert client.get(f"/services/{name}/x").status_code == HTTPStatus.NOT_FOUND
+    text = scrape(client)
+
+    assert value(text, "upstream_requests_total", service=name, outcome="success") == 1
+    assert (
+        value(text, "upstream_requests_total", service=name, outcome="client_error")
+        == 1
+    )
+    assert value(
+        text, "upstream_request_duration_seconds_count", service=name
+    ) == pytest.approx(2)
+    assert value(text, "processing_queue_size") == 0  # nothing left in flight
+
+
+def test_an_open_breaker_and_fast_failures_are_reported(client, gateway, upstreams):
+    up = upstreams()
+    name = gateway([up.url], timeout=0.5, max_retries=0, circuit_breaker=BREAKER)
+
+    for _ in range(BREAKER["failure_threshold"]):
+        response = client.get(f"/services/{name}/sleep?s=2")
+        assert response.status_code == HTTPStatus.GATEWAY_TIMEOUT
+    refused = client.get(f"/services/{name}/fast")
+    text = scrape(client)
+
+    assert refused.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert value(text, "upstream_requests_total", service=name, outcome="timeout") == 2
+    assert (
+        value(text, "upstream_requests_total", service=name, outcome="circuit_open")
+        == 1
+    )
+    assert value(text, "circuit_breaker_state", service=name) == 2  # open
+
+
+@pytest.mark.parametrize(("alive", "health"), [(True, 1), (False, 0)])
+def test_ready_reports_service_health(client, gateway, upstreams, alive, health):
+    up = upstreams()
+    name = gateway([up.url])
+    if not alive:
+        up.kill()
+
+    client.get("/ready")
+
+    assert value(scrape(client), "service_health", service=name) == health
