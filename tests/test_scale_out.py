@@ -2,12 +2,15 @@
 
 import random
 import threading
+import uuid
 from collections import Counter
 from contextlib import ExitStack
+from http import HTTPStatus
 
 import httpx
 import pytest
 
+from tests.gateway_fixtures import Upstream, services_toml
 from tests.live import fire, gunicorn, manage, project_env
 
 pytestmark = pytest.mark.live
@@ -115,3 +118,37 @@ def test_a_rate_limit_is_enforced_across_both_instances(scaled_out):
     assert all(sum(result.values()) == 60 for result in outcomes)  # all answered
     count = httpx.get(f"{servers[1].base_url}/likes/{POST_ID}").json()["likes"]
     assert count == limit
+
+
+def test_a_breaker_opened_through_one_instance_is_open_in_the_other(
+    scaled_out, tmp_path
+):
+    upstream = Upstream("scaled-out")
+    name = f"svc_{uuid.uuid4().hex[:10]}"  # breaker keys of its own in Redis
+    services = tmp_path / "services.toml"
+    breaker = {"failure_threshold": 2, "recovery_timeout": 60}
+    services.write_text(
+        services_toml(name, [upstream.url], max_retries=0, circuit_breaker=breaker)
+    )
+    try:
+        first, second = scaled_out(
+            GATEWAY_SERVICES_FILE=str(services), RATELIMIT_ENABLE="false"
+        )
+        url = f"/services/{name}/x?cc=no-store"
+        assert httpx.get(second.base_url + url).status_code == HTTPStatus.OK
+        upstream.fail(breaker["failure_threshold"], status=503)
+
+        failures = [
+            httpx.get(first.base_url + url).status_code
+            for _ in range(breaker["failure_threshold"])
+        ]
+        calls = len(upstream.received)
+        refused = httpx.get(second.base_url + url)
+    finally:
+        upstream.kill()
+
+    assert failures == [HTTPStatus.SERVICE_UNAVAILABLE] * breaker["failure_threshold"]
+    assert refused.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert refused.json()["code"] == "circuit_open"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert len(upstream.received) == calls  # the second instance never called it
