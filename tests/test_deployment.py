@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tomllib
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -299,6 +300,22 @@ def test_prometheus_reads_the_repository_config(compose):
 
     assert "./docker/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert (BASE_DIR / "docker/prometheus/prometheus.yml").is_file()
+
+
+def test_prometheus_on_the_backend_network_may_scrape_metrics(compose):
+    """The default allow-list covers Docker's default pools, where it gets its IP."""
+    import ipaddress
+
+    value = compose["services"][SERVICE]["environment"]["METRICS_ALLOWED_IPS"]
+    default = re.fullmatch(r"\$\{METRICS_ALLOWED_IPS:-(.+)\}", value).group(1)
+    networks = [ipaddress.ip_network(n) for n in default.split(",")]
+    prometheus_networks = compose["services"]["prometheus"]["networks"]
+
+    assert "backend" in prometheus_networks
+    for docker_pool in ("172.17.0.2", "172.30.5.9", "192.168.16.3"):
+        assert any(ipaddress.ip_address(docker_pool) in n for n in networks)
+    assert ipaddress.ip_address("127.0.0.1") in networks[0]
 
 
 def test_jaeger_accepts_otlp(compose):
@@ -406,6 +423,9 @@ def variables_read_by_the_project() -> set[str]:
         names |= variables_read_by(ast.parse(path.read_text(), str(path)))
     for script in (BASE_DIR / "docker").glob("*.sh"):
         names |= set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", script.read_text()))
+    # <SERVICE>_URL: one per service of the shipped gateway services file.
+    services = tomllib.loads((BASE_DIR / "gateway_site/services.toml").read_text())
+    names |= {f"{name.upper()}_URL" for name in services["services"]}
     return names
 
 
