@@ -14,6 +14,7 @@ from http import HTTPStatus
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication
@@ -148,6 +149,16 @@ class BearerAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return BEARER_CHALLENGE
+
+
+class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema describes :class:`BearerAuthentication`."""
+
+    target_class = BearerAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
 
 
 def decode_access_token(raw: str):

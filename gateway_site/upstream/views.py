@@ -340,6 +340,7 @@ class GatewayView(APIView):
             400: _error("Invalid request"),
             401: _error("Missing, invalid or expired bearer token"),
             404: _error("Unknown service"),
+            429: _error("Over the caller's rate-limit tier (Retry-After)"),
             502: _error("Service unreachable"),
             503: _error("Circuit open (Retry-After says when to retry)"),
             504: _error("Service timed out"),
