@@ -14,6 +14,7 @@ from http import HTTPStatus
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.utils.crypto import constant_time_compare
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
@@ -42,6 +43,8 @@ ALGORITHMS = frozenset(HMAC_KEY_BYTES) | ASYMMETRIC_ALGORITHMS
 DERIVED_KEY_LABEL = b"gateway_site.auth:jwt-signing-key"
 
 BEARER_CHALLENGE = 'Bearer realm="gateway"'
+# The claim that ties a token to the password it was issued under.
+AUTH_CLAIM = "auth"
 NO_STORE = {"Cache-Control": "no-store"}  # RFC 6749 section 5.1
 _USER_ATTR = "_gateway_user"
 
@@ -177,6 +180,14 @@ def token_user(token):
         raise Unauthorized("User not found.", code="user_not_found") from None
     if not user.is_active:
         raise Unauthorized("User is inactive.", code="user_inactive")
+    # Django's session hash of the password: a new password revokes the
+    # tokens issued before it, as it ends the user's admin sessions.
+    if not constant_time_compare(
+        str(token.get(AUTH_CLAIM, "")), user.get_session_auth_hash()
+    ):
+        raise Unauthorized(
+            "Token was issued before the password changed.", code="token_revoked"
+        )
     return user
 
 
@@ -272,6 +283,13 @@ class TokenRefreshView(TokenEndpoint):
         responses={200: TokenSerializer, **TOKEN_ERRORS},
     )
     def post(self, request):
+        # Refresh tokens cannot be guessed; the limit bounds the database reads
+        # one client can cause, and lets refreshes through if the cache is down.
+        limit = ratelimit.check(
+            request, policy="token-refresh", rate=jwt_conf.LOGIN_RATE, fail_open=True
+        )
+        if limit and limit.exceeded:
+            return ratelimit.too_many_requests(limit)
         from gateway_site import tokens  # imported on first use: see its docstring
 
         serializer = RefreshSerializer(data=request.data)

@@ -17,7 +17,7 @@ from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.serializers import TokenObtainSerializer
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from gateway_site.auth import HMAC_KEY_BYTES, Unauthorized, jwt_conf
+from gateway_site.auth import AUTH_CLAIM, HMAC_KEY_BYTES, Unauthorized, jwt_conf
 
 
 @lru_cache(maxsize=8)
@@ -31,6 +31,13 @@ def backend(algorithm: str, key: str) -> TokenBackend:
 
 
 class GatewayTokenMixin:
+    @classmethod
+    def for_user(cls, user):
+        """A token that stops working when the user's password changes."""
+        token = super().for_user(user)
+        token[AUTH_CLAIM] = user.get_session_auth_hash()
+        return token
+
     def get_token_backend(self) -> TokenBackend:
         return backend(jwt_conf.ALGORITHM, jwt_conf.SIGNING_KEY)
 

@@ -318,6 +318,17 @@ def test_token_of_a_user_deactivated_since_is_401(client, user):
     assert_unauthorized(me(client, token), "user_inactive")
 
 
+def test_a_new_password_revokes_earlier_tokens(client, user):
+    tokens = obtain(client).json()
+    user.set_password("another-long-password-42")
+    user.save()
+
+    assert_unauthorized(me(client, tokens["access_token"]), "token_revoked")
+    assert_unauthorized(refresh(client, tokens["refresh_token"]), "token_revoked")
+    fresh = obtain(client, password="another-long-password-42").json()
+    assert me(client, fresh["access_token"]).status_code == HTTPStatus.OK
+
+
 def test_token_of_a_deleted_user_is_401(client, user):
     token = obtain(client).json()["access_token"]
     user.delete()
@@ -417,6 +428,16 @@ def test_token_attempts_are_rate_limited_per_ip(client, user, limits_on):
     assert obtain(client).status_code == HTTPStatus.TOO_MANY_REQUESTS
     other = obtain(client, REMOTE_ADDR="10.9.9.9")
     assert other.status_code == HTTPStatus.OK
+
+
+def test_refreshes_are_rate_limited_per_ip(client, user, limits_on):
+    token = obtain(client).json()["refresh_token"]
+    limits_on.GATEWAY_LOGIN_RATE = "2/h"
+
+    answers = [refresh(client, token) for _ in range(3)]
+
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    assert answers[-1]["RateLimit-Policy"] == '"token-refresh";q=2;w=3600'
 
 
 def test_token_login_fails_closed_when_the_cache_is_down(client, user, limits_on):
