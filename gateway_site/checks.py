@@ -1,7 +1,6 @@
 """Project-level system checks: configurations that must not start."""
 
 import os
-import re
 
 from django.conf import settings
 from django.core.checks import Error, register
@@ -77,6 +76,7 @@ def check_shared_cache(app_configs, **kwargs):
 # --- Gateway authentication (JWT) and rate-limit tiers -----------------------
 
 RATE_SETTINGS = (
+    "ADMIN_LOGIN_RATE",
     "GATEWAY_LOGIN_RATE",
     "GATEWAY_RATE_ANONYMOUS",
     "GATEWAY_RATE_AUTHENTICATED",
@@ -174,13 +174,11 @@ def asymmetric_key_problem(algorithm: str, key: str) -> str:
     return ""
 
 
-# django-ratelimit's rate syntax, whole (its own parser accepts any prefix).
-RATE_RE = re.compile(r"[1-9][0-9]*/(?:[1-9][0-9]*)?[smhd]")
-
-
 @register()
 def check_gateway_rates(app_configs, **kwargs):
     """Refuse rates django-ratelimit would misread."""
+    from likes.ratelimit import is_rate
+
     return [
         Error(
             f"{name} is not a rate: {getattr(settings, name, None)!r}.",
@@ -188,10 +186,7 @@ def check_gateway_rates(app_configs, **kwargs):
             id="gateway_site.E105",
         )
         for name in RATE_SETTINGS
-        if not (
-            isinstance(getattr(settings, name, None), str)
-            and RATE_RE.fullmatch(getattr(settings, name))
-        )
+        if not is_rate(getattr(settings, name, None))
     ]
 
 

@@ -3,6 +3,7 @@
 from django.core.checks import Error, Warning, register
 
 from likes.conf import conf
+from likes.ratelimit import is_rate
 
 MIN_API_KEY_LENGTH = 20
 
@@ -19,6 +20,19 @@ def check_settings(app_configs, **kwargs):
                 id="likes.E001",
             )
         )
+    for name, rate in (
+        ("LIKES_POST_RATE", conf.POST_RATE),
+        ("LIKES_GET_RATE", conf.GET_RATE),
+    ):
+        if rate and not is_rate(rate):
+            errors.append(
+                Error(
+                    f"{name} is not a rate: {rate!r}.",
+                    hint='Use "<count>/<period>", e.g. "10/m" or "100/h"; empty for '
+                    "no limit.",
+                    id="likes.E002",
+                )
+            )
     key = conf.ADMIN_API_KEY
     if key and len(key) < MIN_API_KEY_LENGTH:
         errors.append(

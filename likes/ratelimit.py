@@ -6,6 +6,7 @@ gateway reuses both.
 
 import ipaddress
 import logging
+import re
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -73,6 +74,15 @@ class Limit:
         if self.exceeded:
             headers["Retry-After"] = str(max(reset_after, 1))
         return headers
+
+
+# django-ratelimit's rate syntax, whole (its own parser accepts any prefix).
+_RATE = re.compile(r"[1-9][0-9]*/(?:[1-9][0-9]*)?[smhd]")
+
+
+def is_rate(value) -> bool:
+    """Whether ``value`` is a rate django-ratelimit reads as meant ("10/m")."""
+    return isinstance(value, str) and _RATE.fullmatch(value) is not None
 
 
 def ip_bucket(group, request) -> str:

@@ -18,6 +18,20 @@ def test_short_admin_api_key_is_a_warning(settings):
     assert [e.id for e in check_settings(None)] == ["likes.W001"]
 
 
+@pytest.mark.parametrize("name", ["LIKES_POST_RATE", "LIKES_GET_RATE"])
+@pytest.mark.parametrize("value", ["10", "ten/m", "10/minute", "0/m"])
+def test_a_malformed_likes_rate_is_an_error(settings, name, value):
+    setattr(settings, name, value)
+
+    assert [e.id for e in check_settings(None)] == ["likes.E002"]
+
+
+def test_an_empty_likes_rate_means_no_limit_and_passes(settings):
+    settings.LIKES_GET_RATE = ""
+
+    assert check_settings(None) == []
+
+
 def test_defaults_pass(settings):
     settings.LIKES_ADMIN_API_KEY = "x" * 32
 
