@@ -280,7 +280,11 @@ class TokenRefreshView(TokenEndpoint):
         operation_id="token_refresh",
         tags=["gateway"],
         request=RefreshSerializer,
-        responses={200: TokenSerializer, **TOKEN_ERRORS},
+        responses={
+            200: TokenSerializer,
+            **TOKEN_ERRORS,
+            429: _error("Too many refreshes from this address"),
+        },
     )
     def post(self, request):
         # Refresh tokens cannot be guessed; the limit bounds the database reads
