@@ -238,12 +238,30 @@ class TokenEndpoint(APIView):
     authentication_classes = []
     permission_classes = []
 
+    # Attempts per client IP, at GATEWAY_LOGIN_RATE, under this policy name.
+    limit_policy: str
+    limit_fail_open: bool
+
     def get_authenticate_header(self, request):
         return BEARER_CHALLENGE
+
+    def over_limit(self, request):
+        """The 429 answer when this client is over its limit, else None."""
+        limit = ratelimit.check(
+            request,
+            policy=self.limit_policy,
+            rate=jwt_conf.LOGIN_RATE,
+            fail_open=self.limit_fail_open,
+        )
+        return ratelimit.too_many_requests(limit) if limit and limit.exceeded else None
 
 
 class TokenView(TokenEndpoint):
     """POST username and password; get an access and a refresh token."""
+
+    # Fail closed, as the admin login: with the cache down nobody can guess
+    # passwords.
+    limit_policy, limit_fail_open = "token-login", False
 
     @extend_schema(
         operation_id="token_obtain",
@@ -256,13 +274,8 @@ class TokenView(TokenEndpoint):
         },
     )
     def post(self, request):
-        # Fail closed, as the admin login: with the cache down nobody can
-        # guess passwords.
-        limit = ratelimit.check(
-            request, policy="token-login", rate=jwt_conf.LOGIN_RATE, fail_open=False
-        )
-        if limit and limit.exceeded:
-            return ratelimit.too_many_requests(limit)
+        if refused := self.over_limit(request):
+            return refused
         from gateway_site import tokens  # imported on first use: see its docstring
 
         serializer = tokens.LoginSerializer(
@@ -276,6 +289,10 @@ class TokenView(TokenEndpoint):
 class TokenRefreshView(TokenEndpoint):
     """POST a refresh token; get a new access token (the same refresh token)."""
 
+    # Refresh tokens cannot be guessed: the limit bounds the database reads one
+    # client can cause, and lets refreshes through when the cache is down.
+    limit_policy, limit_fail_open = "token-refresh", True
+
     @extend_schema(
         operation_id="token_refresh",
         tags=["gateway"],
@@ -287,13 +304,8 @@ class TokenRefreshView(TokenEndpoint):
         },
     )
     def post(self, request):
-        # Refresh tokens cannot be guessed; the limit bounds the database reads
-        # one client can cause, and lets refreshes through if the cache is down.
-        limit = ratelimit.check(
-            request, policy="token-refresh", rate=jwt_conf.LOGIN_RATE, fail_open=True
-        )
-        if limit and limit.exceeded:
-            return ratelimit.too_many_requests(limit)
+        if refused := self.over_limit(request):
+            return refused
         from gateway_site import tokens  # imported on first use: see its docstring
 
         serializer = RefreshSerializer(data=request.data)
