@@ -16,7 +16,7 @@ $(VENV)/.base-installed: requirements/base.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/base.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements/dev.txt requirements/base.txt | $(BIN)/python
+$(VENV)/.dev-installed: $(wildcard requirements/*.txt) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	touch $@ $(VENV)/.base-installed
 

@@ -1,5 +1,6 @@
 """Project-level system checks: configurations that must not start."""
 
+import importlib.util
 import os
 
 from django.conf import settings
@@ -244,7 +245,28 @@ def check_observability(app_configs, **kwargs):
                     id="gateway_site.E023",
                 )
             )
+        elif not module_available(TRACING_MODULE):
+            errors.append(
+                Error(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not "
+                    "installed.",
+                    hint="pip install -r requirements/tracing.txt (the Docker image "
+                    "has it), or unset OTEL_EXPORTER_OTLP_ENDPOINT.",
+                    id="gateway_site.E024",
+                )
+            )
     return errors
+
+
+TRACING_MODULE = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+
+
+def module_available(name: str) -> bool:
+    """Whether ``name`` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a parent package is missing or blocked
+        return False
 
 
 # --- API gateway services file (gateway_site/upstream/config.py) -------------

@@ -90,9 +90,6 @@ class RequestMetrics:
         self.stopped = active_connections.dec
 
     def observe(self, request, status: int, seconds: float) -> None:
-        method = request.method
-        if method not in METHODS:
-            method = OTHER_METHOD
         match = request.resolver_match
         if match is not None:
             route = match.route
@@ -100,6 +97,12 @@ class RequestMetrics:
             route = STATIC
         else:
             route = UNMATCHED
+        self.observe_route(request.method, route, status, seconds)
+
+    def observe_route(self, method: str, route: str, status: int, seconds: float):
+        """Count one answer to a request Django resolved to ``route``."""
+        if method not in METHODS:
+            method = OTHER_METHOD
         key = (method, route, status)
         children = self._children.get(key)
         if children is None:

@@ -134,7 +134,8 @@ def gunicorn_post_fork(server, worker) -> None:
         # middleware was added to the settings: rebuild its middleware chain.
         from gateway_site.wsgi import application
 
-        application.load_middleware()
+        application.django.load_middleware()
+        application.refresh()  # the stack changed: reads go through Django
 
 
 def gunicorn_worker_exit(server, worker) -> None:

@@ -29,7 +29,7 @@ def invalid_ids(detail: str):
     return error_response(HTTPStatus.BAD_REQUEST, code="invalid_ids", detail=detail)
 
 
-def _limited(request, *, write: bool):
+def rate_limit(request, *, write: bool):
     """Count the request against its rate limit; fail open if the cache is down."""
     if write:
         return ratelimit.check(
@@ -51,7 +51,7 @@ def like_detail(request, post_id: str):
     method = request.method
     if method not in ("GET", "HEAD", "POST", "DELETE"):
         return method_not_allowed(request, ["GET", "HEAD", "POST", "DELETE", "OPTIONS"])
-    limit = _limited(request, write=method in ("POST", "DELETE"))
+    limit = rate_limit(request, write=method in ("POST", "DELETE"))
     if limit and limit.exceeded:
         return ratelimit.too_many_requests(limit)
     error = post_id_error(post_id)
@@ -113,7 +113,7 @@ def like_batch(request):
         return invalid_post_id("post_id must not be empty.")
     if request.method not in ("GET", "HEAD"):
         return method_not_allowed(request, ["GET", "HEAD", "OPTIONS"])
-    limit = _limited(request, write=False)
+    limit = rate_limit(request, write=False)
     if limit and limit.exceeded:
         return ratelimit.too_many_requests(limit)
     raw = ",".join(request.GET.getlist("ids"))

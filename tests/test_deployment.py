@@ -163,9 +163,68 @@ def test_dependencies_are_installed_in_a_layer_before_the_code():
     copies = [i for i, (op, _) in enumerate(steps) if op == "COPY"]
     install = next(i for i, (op, a) in enumerate(steps) if "pip install" in a)
 
-    assert steps[copies[0]][1].split()[0] == "requirements/base.txt"
+    assert steps[copies[0]][1] == "requirements/ requirements/"
     assert copies[0] < install < copies[1]
     assert steps[copies[1]][1] == ". ."
+
+
+def requirement_names(name: str) -> set[str]:
+    """Package names a requirements file pins, following its ``-r`` includes."""
+    names = set()
+    for line in (BASE_DIR / "requirements" / name).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            names |= requirement_names(line[3:].strip())
+        elif line:
+            names.add(re.split(r"[\[=<>~ ]", line)[0].lower())
+    return names
+
+
+def test_the_embedded_default_installs_no_postgresql_driver_and_no_tracing():
+    """Django REST framework imports psycopg and requests whenever installed."""
+    base = requirement_names("base.txt")
+
+    assert not {n for n in base if n.startswith(("psycopg", "opentelemetry"))}
+    assert "psycopg" in requirement_names("postgres.txt")
+    assert "opentelemetry-exporter-otlp-proto-http" in requirement_names("tracing.txt")
+    dev = requirement_names("dev.txt")
+    assert requirement_names("postgres.txt") | requirement_names("tracing.txt") <= dev
+
+
+def test_the_image_installs_the_postgresql_and_tracing_extras_by_default():
+    steps = dockerfile_instructions()
+    extras = next(a for op, a in steps if op == "ARG" and a.startswith("EXTRAS="))
+    install = next(a for op, a in steps if "pip install" in a)
+
+    assert shlex.split(extras.removeprefix("EXTRAS=")) == ["postgres tracing"]
+    assert "-r requirements/base.txt" in install
+    assert "for extra in $EXTRAS; do" in install
+    assert '-r "requirements/$extra.txt"' in install
+    for extra in ("postgres", "tracing"):
+        assert (BASE_DIR / "requirements" / f"{extra}.txt").is_file()
+
+
+def test_postgresql_without_its_driver_refuses_to_start_with_the_fix(tmp_path):
+    env = project_env(
+        DATA_DIR=str(tmp_path), DATABASE_URL="postgres://u@127.0.0.1:5432/db"
+    )
+    # As on an install from requirements/base.txt only.
+    code = (
+        "import runpy, sys; sys.modules['psycopg'] = None; "
+        "sys.argv = ['manage.py', 'check']; "
+        "runpy.run_path('manage.py', run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode != 0
+    assert "pip install -r requirements/postgres.txt" in result.stderr
 
 
 def test_static_files_are_collected_with_a_build_only_secret():

@@ -2,6 +2,7 @@
 and exact totals across gunicorn workers."""
 
 import os
+import sys
 from http import HTTPStatus
 
 import httpx
@@ -333,6 +334,16 @@ def test_an_otlp_endpoint_that_is_not_a_url_is_an_error(monkeypatch):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "jaeger:4318")
 
     assert "gateway_site.E023" in check_ids()
+
+
+def test_an_otlp_endpoint_without_opentelemetry_installed_is_an_error(monkeypatch):
+    from gateway_site import checks
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    assert "gateway_site.E024" not in check_ids()  # installed here (dev.txt)
+
+    monkeypatch.setitem(sys.modules, checks.TRACING_MODULE, None)  # as if absent
+    assert "gateway_site.E024" in check_ids()
 
 
 def test_check_command_refuses_a_bad_metrics_network(tmp_path):

@@ -8,9 +8,11 @@ separate production module.
 import contextlib
 import json
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -134,6 +136,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if "postgresql" in DATABASES["default"]["ENGINE"] and not find_spec("psycopg"):
+        # Not in requirements/base.txt: the embedded default does without it.
+        raise ImproperlyConfigured(
+            "DATABASE_URL points to PostgreSQL but psycopg is not installed: "
+            "pip install -r requirements/postgres.txt (the Docker image has it)."
+        )
 
 # --- Cache ------------------------------------------------------------------
 # Rate limits and breaker state must be shared by every worker: Redis when
@@ -285,6 +293,9 @@ LIKES_SITE_URL = env.str("LIKES_SITE_URL", default="")
 LIKES_POST_RATE = env.str("LIKES_POST_RATE", default="10/m")
 LIKES_GET_RATE = env.str("LIKES_GET_RATE", default="120/m")
 LIKES_DEDUPE = env.bool("LIKES_DEDUPE", default=True)
+# GET /likes/<post_id> answered without Django's request cycle, with the same
+# answer (gateway_site/fastpath.py); off sends every request through Django.
+LIKES_FAST_READS = env.bool("LIKES_FAST_READS", default=True)
 
 # --- API gateway (gateway_site/upstream) -----------------------------------
 # Upstream services are declared in a TOML file; <SERVICE>_URL variables
