@@ -16,14 +16,18 @@ these reads directly, with the same answer the middleware stack and
   database connections are checked and recycled as for any request.
 
 Anything it is not sure about goes to Django unchanged: other methods and
-URLs, invalid ids, bad hosts, a plain-HTTP request when ``SECURE_SSL_REDIRECT``
-is on, a database error, and every request when the configuration is one it
-does not mirror (another middleware list, ``DEBUG``, ``LOG_REQUESTS``, CORS
-regexes or wildcards). ``LIKES_FAST_READS=false`` turns it off.
+URLs, invalid ids, bad hosts, an ``Origin`` with a line break, a plain-HTTP
+request when ``SECURE_SSL_REDIRECT`` is on, a failed database read (before the
+rate limit counts it), and every request when the configuration is one it does
+not mirror (see ``mirrors_the_stack``). An error after the rate limit counted
+the request is answered here, as Django's handler would: a logged JSON 500.
+``LIKES_FAST_READS=false`` turns it off.
 """
 
+import contextlib
 import io
 import json
+import logging
 import re
 from time import perf_counter
 from urllib.parse import urlsplit
@@ -65,6 +69,7 @@ MIRRORED_MIDDLEWARE = (
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "gateway_site.middleware.SecurityHeadersMiddleware",
 )
+logger = logging.getLogger(__name__)
 PREFIX = "/likes/"
 READS = frozenset({"GET", "HEAD"})
 PROBE_ID = "fast-path-probe"
@@ -111,8 +116,30 @@ def mirrors_the_stack() -> str | None:
         "CORS allows every origin": cors.CORS_ALLOW_ALL_ORIGINS,
         "CORS has origin regexes": bool(cors.CORS_ALLOWED_ORIGIN_REGEXES),
         "CORS has signal handlers": check_request_enabled.has_listeners(),
+        "static files may be served under /likes/": (
+            bool(getattr(settings, "WHITENOISE_ROOT", None))
+            or urlsplit(settings.STATIC_URL).path.lstrip("/").startswith("likes")
+        ),
+        "requests are atomic": connections["default"].settings_dict.get(
+            "ATOMIC_REQUESTS", False
+        ),
+        "DATABASE_ROUTERS is set": bool(settings.DATABASE_ROUTERS),
+        "DEFAULT_CHARSET is not UTF-8": settings.DEFAULT_CHARSET.lower()
+        not in ("utf-8", "utf8"),
+        "/likes/<post_id> is not likes.views.like_detail": (
+            _resolves_to() is not views.like_detail
+        ),
     }
     return next((reason for reason, true in reasons.items() if true), None)
+
+
+def _resolves_to():
+    from django.urls import Resolver404, resolve
+
+    try:
+        return resolve(PREFIX + PROBE_ID).func
+    except Resolver404:
+        return None
 
 
 class FastReads:
@@ -129,8 +156,10 @@ class FastReads:
             return
         from corsheaders.conf import conf as cors
         from corsheaders.middleware import CorsMiddleware
+        from corsheaders.signals import check_request_enabled
 
         self.cors = cors
+        self.cors_listeners = check_request_enabled
         self.cors_urls = re.compile(cors.CORS_URLS_REGEX)
         self.cors_middleware = CorsMiddleware(lambda request: None)
         self.ssl_redirect = settings.SECURE_SSL_REDIRECT
@@ -174,6 +203,11 @@ class FastReads:
         secure = request.is_secure()
         if self.ssl_redirect and not secure:
             return None
+        origin = env.get("HTTP_ORIGIN")
+        if origin and ("\n" in origin or "\r" in origin):
+            return None  # Django refuses to echo it (BadHeaderError)
+        if self.cors_listeners.receivers:
+            return None  # connected since start: Django asks them
         started = perf_counter()
         request_id = env.get("HTTP_X_REQUEST_ID")
         if request_id is None or not _valid_request_id(request_id):
@@ -182,39 +216,67 @@ class FastReads:
         metrics = self.metrics
         send(request_started, self.on_started, environ=env)
         current_request.set(request)
+        try:
+            # Read before counting: a read that fails goes to Django, which
+            # then runs the whole request (and counts it) once.
+            likes = self.count(post_id)
+        except Exception:
+            logger.debug("Count read failed; Django answers", exc_info=True)
+            return None  # Django's own request_started / _finished follow
         if metrics is not None:
             metrics.started()
         try:
-            try:
-                # Read before counting: a read that fails goes to Django,
-                # which must count the request only once.
-                likes = self.count(post_id)
-            except Exception:
-                return None
             limit = views.rate_limit(request, write=False)
-            if limit and limit.exceeded:
-                status = 429
-                body, extra = self.rate_limited(request, limit)
-                extra.pop("Content-Type")
-            else:
-                status = 200
-                body = _encode({"post_id": post_id, "likes": likes}).encode()
-                extra = limit.headers() if limit else {}
-            headers = list(extra.items())
-            headers += self.headers[secure]
-            headers.append(("Content-Length", str(len(body))))
-            headers += self.cors_headers(env)
-            seconds = perf_counter() - started
-            headers.append(("X-Request-ID", request_id))
-            headers.append(("X-Processing-Time", f"{seconds * 1000:.2f}ms"))
-            if metrics is not None:
-                metrics.observe_route(request.method, self.route, status, seconds)
-            reason = "OK" if status == 200 else "Too Many Requests"
-            return f"{status} {reason}", headers, body
+            try:
+                return self.respond(request, post_id, likes, limit, secure, started)
+            except Exception:
+                # Counted already: answer here, as Django's handler would.
+                return self.server_error(request, secure, started)
         finally:
             if metrics is not None:
                 metrics.stopped()
             send(request_finished, self.on_finished)
+
+    def respond(self, request, post_id, likes, limit, secure, started):
+        if limit and limit.exceeded:
+            status = 429
+            body, extra = self.rate_limited(request, limit)
+            extra.pop("Content-Type")
+        else:
+            status = 200
+            body = _encode({"post_id": post_id, "likes": likes}).encode()
+            extra = limit.headers() if limit else {}
+        headers = list(extra.items())
+        headers += self.headers[secure]
+        headers.append(("Content-Length", str(len(body))))
+        headers += self.cors_headers(request.environ)
+        seconds = perf_counter() - started
+        headers.append(("X-Request-ID", request.request_id))
+        headers.append(("X-Processing-Time", f"{seconds * 1000:.2f}ms"))
+        if self.metrics is not None:
+            self.metrics.observe_route(request.method, self.route, status, seconds)
+        reason = "OK" if status == 200 else "Too Many Requests"
+        return f"{status} {reason}", headers, body
+
+    def server_error(self, request, secure, started):
+        """A JSON 500 with the stack's headers, logged as Django logs one."""
+        from likes.http import server_error
+
+        logging.getLogger("django.request").error(
+            "Internal Server Error: %s",
+            request.path,
+            exc_info=True,
+            extra={"status_code": 500, "request": request},
+        )
+        body = server_error(request).content
+        headers = [*self.headers[secure], ("Content-Length", str(len(body)))]
+        headers += self.cors_headers(request.environ)
+        seconds = perf_counter() - started
+        headers.append(("X-Request-ID", request.request_id))
+        headers.append(("X-Processing-Time", f"{seconds * 1000:.2f}ms"))
+        with contextlib.suppress(Exception):  # what failed may be the metrics
+            self.metrics.observe_route(request.method, self.route, 500, seconds)
+        return "500 Internal Server Error", headers, body
 
     def host_allowed(self, request) -> bool:
         """Whether Django's ``request.get_host()`` accepts the request's host.
@@ -316,15 +378,16 @@ def _receivers(signal) -> tuple | None:
     sync, asynchronous = signal._live_receivers(WSGIHandler)
     if asynchronous:
         return None
-    return len(signal.receivers), tuple(sync)
+    return list(signal.receivers), tuple(sync)
 
 
 def send(signal, receivers, **kwargs) -> None:
     """``signal.send(sender=WSGIHandler, ...)`` without the dispatcher's cost.
 
-    Calls the receivers found at start while the signal has no others.
+    Calls the receivers found at start while the signal's receivers are the
+    same ones (none connected or disconnected since).
     """
-    if receivers is None or len(signal.receivers) != receivers[0]:
+    if receivers is None or signal.receivers != receivers[0]:
         signal.send(sender=WSGIHandler, **kwargs)
         return
     for receiver in receivers[1]:

@@ -230,6 +230,7 @@ def test_rate_limits_count_once_and_answer_429_as_django(caplog):
         {"path": "/health"},
         {"HTTP_HOST": "evil.example"},
         {"PATH_INFO": "/likes/\xff\xfe"},  # not UTF-8
+        {"HTTP_ORIGIN": "http://local\r\nhost:1313"},  # Django refuses to echo it
     ],
     ids=repr,
 )
@@ -281,6 +282,11 @@ def test_a_database_error_goes_to_django_and_counts_once(monkeypatch):
         ({"MIDDLEWARE": list(fastpath.MIRRORED_MIDDLEWARE[1:])}, "the middleware"),
         ({"CORS_ALLOW_ALL_ORIGINS": True}, "CORS allows every origin"),
         ({"CORS_ALLOWED_ORIGIN_REGEXES": [r"^https://.*\.example$"]}, "regexes"),
+        ({"WHITENOISE_ROOT": "/tmp"}, "static files"),
+        ({"STATIC_URL": "/likes/static/"}, "static files"),
+        ({"DATABASE_ROUTERS": ["tests.routers.Elsewhere"]}, "DATABASE_ROUTERS"),
+        ({"DEFAULT_CHARSET": "latin-1"}, "DEFAULT_CHARSET"),
+        ({"ROOT_URLCONF": "tests.test_fastpath"}, "like_detail"),
         ({"DISALLOWED_USER_AGENTS": []}, None),
     ],
     ids=repr,
@@ -328,6 +334,118 @@ def test_request_signals_reach_their_receivers_as_from_django(connected):
         ("started", WSGIHandler, "/likes/signalled"),
         ("finished", WSGIHandler),
     ]
+
+
+# A URLconf where /likes/<id> is something else (test_configurations_...).
+urlpatterns = []
+
+
+def test_atomic_requests_send_everything_to_django(settings):
+    from django.db import connections
+
+    connection = connections["default"]
+    original = connection.settings_dict["ATOMIC_REQUESTS"]
+    connection.settings_dict["ATOMIC_REQUESTS"] = True
+    try:
+        fast = FastReads(Recorder())
+    finally:
+        connection.settings_dict["ATOMIC_REQUESTS"] = original
+
+    assert fast.disabled_because == "requests are atomic"
+
+
+def test_a_cors_listener_connected_after_start_is_asked_by_django():
+    from corsheaders.signals import check_request_enabled
+
+    def enable(sender, request, **kwargs):
+        return True
+
+    recorder = Recorder()
+    fast = FastReads(recorder)
+    check_request_enabled.connect(enable)
+    try:
+        call(fast, environ())
+    finally:
+        check_request_enabled.disconnect(enable)
+
+    assert recorder.calls == 1
+
+
+def test_a_receiver_swapped_after_start_is_the_one_called():
+    seen = []
+
+    def first(sender, **kwargs):
+        seen.append("first")
+
+    def second(sender, **kwargs):
+        seen.append("second")
+
+    request_started.connect(first)
+    try:
+        fast = FastReads(Recorder())
+    finally:
+        request_started.disconnect(first)
+    request_started.connect(second)
+    try:
+        call(fast, environ())
+    finally:
+        request_started.disconnect(second)
+
+    assert seen == ["second"]
+
+
+def test_a_failed_read_is_django_s_whole_request_once(monkeypatch):
+    events = []
+
+    def on_started(sender, **kwargs):
+        events.append("started")
+
+    def on_finished(sender, **kwargs):
+        events.append("finished")
+
+    recorder = Recorder()
+    fast = FastReads(recorder)
+
+    def broken(post_id):
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(fast, "count", broken)
+    request_started.connect(on_started)
+    request_finished.connect(on_finished)
+    try:
+        call(fast, environ())
+    finally:
+        request_started.disconnect(on_started)
+        request_finished.disconnect(on_finished)
+
+    assert recorder.calls == 1
+    # The fast path's start, then Django's request: one finish, no double cycle.
+    assert events == ["started", "started", "finished"]
+
+
+@override_settings(RATELIMIT_ENABLE=True, LIKES_GET_RATE="5/m")
+def test_an_error_after_counting_is_a_logged_json_500_not_a_retry(monkeypatch, caplog):
+    recorder = Recorder()
+    fast = FastReads(recorder)
+
+    def broken(*args, **kwargs):
+        raise OSError("metrics directory full")
+
+    monkeypatch.setattr(fast.metrics, "observe_route", broken)
+    status, headers, body = call(fast, environ(HTTP_ORIGIN=ALLOWED_ORIGIN))
+    _, again, _ = call(recorder.django, environ())
+
+    assert recorder.calls == 0
+    assert status == "500 Internal Server Error"
+    assert body == b'{"detail":"Internal server error.","code":"server_error"}'
+    assert headers["content-type"] == "application/json"
+    assert headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert headers["x-request-id"]
+    assert again["x-ratelimit-remaining"] == "3"  # the failed read counted once
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert record.levelname == "ERROR"
+    assert record.getMessage() == "Internal Server Error: /likes/hello"
+    assert "OSError: metrics directory full" in caplog.text  # the traceback
 
 
 def sample(name, **labels):
