@@ -106,6 +106,20 @@ def assert_same(by_django, by_fast):
 
 
 @pytest.fixture(autouse=True)
+def keep_the_test_connection():
+    """As Django's test client does: a request must not close the connection
+    that holds the test's transaction (PostgreSQL would close it at the end
+    of every request, seeing autocommit off)."""
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture(autouse=True)
 def fresh_cache():
     cache.clear()
     yield
