@@ -33,6 +33,9 @@ from time import perf_counter
 from urllib.parse import urlsplit
 from uuid import uuid4
 
+from corsheaders.conf import conf as cors
+from corsheaders.middleware import CorsMiddleware
+from corsheaders.signals import check_request_enabled
 from django.conf import settings
 from django.core.handlers.wsgi import (
     WSGIHandler,
@@ -45,6 +48,7 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
+from django.urls import Resolver404, resolve
 from django.utils.log import log_response
 
 from gateway_site.logs import current_request
@@ -103,9 +107,7 @@ class _Request:
 
 def mirrors_the_stack() -> str | None:
     """Why this configuration must go through Django; None when it need not."""
-    from corsheaders.conf import conf as cors
-    from corsheaders.signals import check_request_enabled
-
+    probe = _probe_match()
     reasons = {
         "LIKES_FAST_READS is off": not settings.LIKES_FAST_READS,
         "DEBUG is on": settings.DEBUG,
@@ -127,17 +129,16 @@ def mirrors_the_stack() -> str | None:
         "DEFAULT_CHARSET is not UTF-8": settings.DEFAULT_CHARSET.lower()
         not in ("utf-8", "utf8"),
         "/likes/<post_id> is not likes.views.like_detail": (
-            _resolves_to() is not views.like_detail
+            probe is None or probe.func is not views.like_detail
         ),
     }
     return next((reason for reason, true in reasons.items() if true), None)
 
 
-def _resolves_to():
-    from django.urls import Resolver404, resolve
-
+def _probe_match():
+    """Where Django routes a count read (None: nowhere)."""
     try:
-        return resolve(PREFIX + PROBE_ID).func
+        return resolve(PREFIX + PROBE_ID)
     except Resolver404:
         return None
 
@@ -154,12 +155,6 @@ class FastReads:
         self.disabled_because = mirrors_the_stack()
         if self.disabled_because is not None:
             return
-        from corsheaders.conf import conf as cors
-        from corsheaders.middleware import CorsMiddleware
-        from corsheaders.signals import check_request_enabled
-
-        self.cors = cors
-        self.cors_listeners = check_request_enabled
         self.cors_urls = re.compile(cors.CORS_URLS_REGEX)
         self.cors_middleware = CorsMiddleware(lambda request: None)
         self.ssl_redirect = settings.SECURE_SSL_REDIRECT
@@ -170,7 +165,7 @@ class FastReads:
             from gateway_site.metrics import RequestMetrics
 
             self.metrics = RequestMetrics()  # the same series as the middleware's
-        self.route = _route()
+        self.route = _probe_match().route  # the metrics label, as Django's
         connection = connections["default"]
         table = connection.ops.quote_name(Post._meta.db_table)
         sql = f"SELECT likes FROM {table} WHERE post_id = %s"
@@ -206,7 +201,7 @@ class FastReads:
         origin = env.get("HTTP_ORIGIN")
         if origin and ("\n" in origin or "\r" in origin):
             return None  # Django refuses to echo it (BadHeaderError)
-        if self.cors_listeners.receivers:
+        if check_request_enabled.receivers:
             return None  # connected since start: Django asks them
         started = perf_counter()
         request_id = env.get("HTTP_X_REQUEST_ID")
@@ -343,7 +338,6 @@ class FastReads:
             return headers
         if not self.cors_middleware.origin_found_in_white_lists(origin, url):
             return headers
-        cors = self.cors
         headers.append(("access-control-allow-origin", origin))
         if cors.CORS_ALLOW_CREDENTIALS:
             headers.append(("access-control-allow-credentials", "true"))
@@ -392,13 +386,6 @@ def send(signal, receivers, **kwargs) -> None:
         return
     for receiver in receivers[1]:
         receiver(signal=signal, sender=WSGIHandler, **kwargs)
-
-
-def _route() -> str:
-    """The route template Django resolves these reads to (the metrics label)."""
-    from django.urls import resolve
-
-    return resolve(PREFIX + PROBE_ID).route
 
 
 def _static_headers(secure: bool) -> list[tuple[str, str]]:
