@@ -4,20 +4,25 @@
 
 Starts on loopback one upstream per service time (a framework-free WSGI app on
 gunicorn; by default one that answers at once and one that takes 20 ms per call,
-waiting as a model server would) and the project as deployed (gunicorn +
+waiting as a model server would), the project as deployed (gunicorn +
 gateway_site/gunicorn.conf.py, embedded default, rate limits off, the threads the
-README recommends for proxying), with ``IMAGE_PROCESSOR_URL``,
-``ML_EMBEDDINGS_URL``, ... pointing at the upstreams. For each upstream it drives,
-with wrk at the same concurrency in alternating rounds, the upstream directly and
-through the gateway's proxy (``/services/<service>/bench``, ``Cache-Control:
-no-store`` so every request goes through), and optionally the gateway answering
-from its response cache. Prints medians of p50/p99 latency and req/s, the added
-latency (gateway p50/p99 minus direct) and the throughput ratio, against the
+README recommends for proxying) and, on the same gunicorn settings, a
+framework-free proxy (``tests/benchmarks/gateway_ceiling.py``: one httpx call,
+nothing else), with ``IMAGE_PROCESSOR_URL``, ``ML_EMBEDDINGS_URL``, ... pointing
+at the upstreams. For each upstream it drives, with wrk at the same concurrency in
+alternating rounds, the upstream directly, the ceiling proxy and the gateway's
+proxy (``/services/<service>/bench``, ``Cache-Control: no-store`` so every request
+goes through), and optionally the gateway answering from its response cache.
+Prints medians of p50/p99 latency, req/s and the CPU time the proxy's and the
+upstream's processes spent per request, the added latency (p50/p99 minus
+direct) and the throughput ratio of the gateway and of the ceiling, against the
 targets: p50 added <= 2 ms and throughput >= 50 % of direct at c=16.
 
 The instant upstream is the worst case: every proxied call is pure CPU, shared
 with the upstream and wrk on the same cores, so the ratio compares the gateway's
 CPU per call with a trivial app's. The 20 ms upstream is what the gateway is for.
+The ceiling shows what gunicorn and httpx alone cost on the machine: where it
+misses a target too, no work in the gateway's own code can meet it there.
 """
 
 import argparse
@@ -30,15 +35,21 @@ import tempfile
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
-from tests.benchmarks.run import machine, wrk
+from tests.benchmarks.run import machine, tree_cpu_seconds, wrk
 from tests.live import BASE_DIR, BIN, free_port, project_env
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gateway.json"
 TARGET_P50_ADDED_MS = 2.0
 TARGET_THROUGHPUT_RATIO = 0.5
+
+
+class Server(NamedTuple):
+    url: str
+    pid: int
 
 
 @contextmanager
@@ -49,7 +60,7 @@ def process(argv, env, log_path, base_url, health):
         )
         try:
             wait_until_up(base_url + health, proc)
-            yield base_url
+            yield Server(base_url, proc.pid)
         finally:
             proc.terminate()
             try:
@@ -98,7 +109,8 @@ def upstream(args, log_dir, service_time_ms):
     )
 
 
-def gateway(args, upstream_urls, log_dir, data_dir):
+def gateway(args, upstream_urls, log_dir, data_dir, app=None, name="gateway"):
+    """The project (or, with ``app``, another WSGI app) on the gateway's gunicorn."""
     port = free_port()
     services = {f"{s.upper()}_URL": url for s, url in upstream_urls.items()}
     env = project_env(
@@ -115,13 +127,46 @@ def gateway(args, upstream_urls, log_dir, data_dir):
         "-c",
         str(BASE_DIR / "gateway_site/gunicorn.conf.py"),
     ]
+    if app:
+        argv.append(app)
     return process(
-        argv, env, log_dir / "gateway.log", f"http://127.0.0.1:{port}", "/health"
+        argv, env, log_dir / f"{name}.log", f"http://127.0.0.1:{port}", "/health"
     )
+
+
+def measure(url, servers, args):
+    """One wrk round, with the CPU each server spent per request during it."""
+    before = {name: tree_cpu_seconds(server.pid) for name, server in servers.items()}
+    result = wrk(
+        url,
+        method="GET",
+        duration=args.duration,
+        connections=args.connections,
+        threads=args.wrk_threads,
+    )
+    requests = max(result["requests"], 1)
+    for name, server in servers.items():
+        spent = tree_cpu_seconds(server.pid) - before[name]
+        result[f"{name}_cpu_us_per_request"] = spent / requests * 1e6
+    return result
 
 
 def median(rounds, key):
     return statistics.median(r[key] for r in rounds)
+
+
+def against(direct, proxied):
+    """Added latency and throughput ratio of a proxy, and the targets' verdicts."""
+    added = {
+        "p50_added_ms": proxied["p50_ms"] - direct["p50_ms"],
+        "p99_added_ms": proxied["p99_ms"] - direct["p99_ms"],
+        "throughput_ratio": proxied["rps"] / direct["rps"],
+    }
+    verdicts = {
+        "p50_added_le_2ms": added["p50_added_ms"] <= TARGET_P50_ADDED_MS,
+        "throughput_ge_50pct": added["throughput_ratio"] >= TARGET_THROUGHPUT_RATIO,
+    }
+    return added, verdicts
 
 
 # One upstream per service time, each behind one of the services of the file.
@@ -146,7 +191,7 @@ def main(argv=None):
         "--threads",
         type=int,
         default=8,
-        help="gateway threads per worker (README: 8 when proxying slow services)",
+        help="gateway threads per worker (README: 8-16 when proxying slow services)",
     )
     parser.add_argument("--upstream-workers", type=int, default=2)
     parser.add_argument("--upstream-threads", type=int, default=16)
@@ -157,6 +202,13 @@ def main(argv=None):
         help="comma-separated upstream service times in ms (default 0,20)",
     )
     parser.add_argument("--cached", action="store_true", help="also measure HITs")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--no-ceiling",
+        dest="ceiling",
+        action="store_false",
+        help="skip the framework-free proxy",
+    )
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: sudo apt-get install wrk")
@@ -174,32 +226,48 @@ def main(argv=None):
             name: stack.enter_context(upstream(args, tmp, ms))
             for name, (ms, _) in scenarios.items()
         }
-        gw = stack.enter_context(
-            gateway(
-                args,
-                {service: ups[name] for name, (_, service) in scenarios.items()},
-                tmp,
-                tmp / "data",
+        upstream_urls = {
+            service: ups[name].url for name, (_, service) in scenarios.items()
+        }
+        gw = stack.enter_context(gateway(args, upstream_urls, tmp, tmp / "data"))
+        ceiling = None
+        if args.ceiling:
+            ceiling = stack.enter_context(
+                gateway(
+                    args,
+                    upstream_urls,
+                    tmp,
+                    tmp / "data",
+                    app="tests.benchmarks.gateway_ceiling:app",
+                    name="ceiling",
+                )
             )
-        )
+        # (scenario, kind) -> URL, and the servers whose CPU the round counts.
         targets = {}
         for name, (_, service) in scenarios.items():
-            targets[(name, "direct")] = f"{ups[name]}/bench"
-            targets[(name, "gateway")] = f"{gw}/services/{service}/bench"
+            up = {"upstream": ups[name]}
+            targets[(name, "direct")] = (f"{ups[name].url}/bench", up)
+            if ceiling:
+                targets[(name, "ceiling")] = (
+                    f"{ceiling.url}/services/{service}/bench",
+                    {"proxy": ceiling, **up},
+                )
+            targets[(name, "gateway")] = (
+                f"{gw.url}/services/{service}/bench",
+                {"proxy": gw, **up},
+            )
             if args.cached:
-                targets[(name, "cached")] = f"{gw}/services/{service}/cached/bench"
-        for url in targets.values():  # warm up pools and caches
+                targets[(name, "cached")] = (
+                    f"{gw.url}/services/{service}/cached/bench",
+                    {"proxy": gw, **up},
+                )
+        for url, _ in targets.values():  # warm up pools and caches
             wrk(url, method="GET", duration=2, connections=args.connections, threads=1)
         rounds = {key: [] for key in targets}
-        for _ in range(args.rounds):
-            for key, url in targets.items():
-                result = wrk(
-                    url,
-                    method="GET",
-                    duration=args.duration,
-                    connections=args.connections,
-                    threads=args.wrk_threads,
-                )
+        order = list(targets.items())
+        for round_no in range(args.rounds):
+            for key, (url, servers) in order if round_no % 2 == 0 else order[::-1]:
+                result = measure(url, servers, args)
                 if result["non_2xx"] or sum(result["errors"].values()):
                     sys.exit(f"{key}: errors during the run: {result}")
                 rounds[key].append(result)
@@ -215,20 +283,23 @@ def main(argv=None):
                 "rps": median(results, "rps"),
                 "p50_ms": median(results, "p50_us") / 1000,
                 "p99_ms": median(results, "p99_us") / 1000,
+                "proxy_cpu_us": (
+                    median(results, "proxy_cpu_us_per_request")
+                    if kind != "direct"
+                    else None
+                ),
+                "upstream_cpu_us": median(results, "upstream_cpu_us_per_request"),
             }
             for (scenario, kind), results in rounds.items()
             if scenario == name
         }
-        direct, proxied = summary["direct"], summary["gateway"]
-        added = {
-            "p50_added_ms": proxied["p50_ms"] - direct["p50_ms"],
-            "p99_added_ms": proxied["p99_ms"] - direct["p99_ms"],
-            "throughput_ratio": proxied["rps"] / direct["rps"],
+        direct = summary["direct"]
+        compared = {
+            kind: against(direct, summary[kind])
+            for kind in ("gateway", "ceiling")
+            if kind in summary
         }
-        verdicts = {
-            "p50_added_le_2ms": added["p50_added_ms"] <= TARGET_P50_ADDED_MS,
-            "throughput_ge_50pct": added["throughput_ratio"] >= TARGET_THROUGHPUT_RATIO,
-        }
+        added, verdicts = compared["gateway"]
         report[name] = {
             "service_time_ms": scenarios[name][0],
             "summary": summary,
@@ -240,27 +311,42 @@ def main(argv=None):
                 if scenario == name
             },
         }
-        print(f"\nupstream service time {name}")
-        print(f"{'target':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-        for kind, row in summary.items():
-            print(
-                f"{kind:8} {row['rps']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f}"
+        if "ceiling" in compared:
+            report[name]["ceiling"] = dict(
+                zip(("added", "verdicts"), compared["ceiling"], strict=True)
             )
+            report[name]["gateway_vs_ceiling"] = {
+                "throughput_ratio": summary["gateway"]["rps"]
+                / summary["ceiling"]["rps"],
+                "p50_extra_ms": summary["gateway"]["p50_ms"]
+                - summary["ceiling"]["p50_ms"],
+            }
+        print(f"\nupstream service time {name}")
         print(
-            f"added latency p50 {added['p50_added_ms']:.2f} ms "
-            f"(target <= {TARGET_P50_ADDED_MS} ms: "
-            f"{'met' if verdicts['p50_added_le_2ms'] else 'MISSED'}), "
-            f"p99 {added['p99_added_ms']:.2f} ms; throughput "
-            f"{added['throughput_ratio']:.0%} of direct (target >= 50 %: "
-            f"{'met' if verdicts['throughput_ge_50pct'] else 'MISSED'})"
+            f"{'target':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'proxy CPU us/req':>17} {'upstream CPU us/req':>20}"
         )
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {"machine": machine(), "args": vars(args), "scenarios": report}, indent=2
-        )
-    )
-    print(f"written to {RESULTS.relative_to(BASE_DIR)}")
+        for kind, row in summary.items():
+            proxy_cpu = row["proxy_cpu_us"]
+            print(
+                f"{kind:8} {row['rps']:9.0f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+                f"{'-' if proxy_cpu is None else f'{proxy_cpu:.0f}':>17} "
+                f"{row['upstream_cpu_us']:20.0f}"
+            )
+        for kind, (kind_added, kind_verdicts) in compared.items():
+            print(
+                f"{kind}: added latency p50 {kind_added['p50_added_ms']:.2f} ms "
+                f"(target <= {TARGET_P50_ADDED_MS} ms: "
+                f"{'met' if kind_verdicts['p50_added_le_2ms'] else 'MISSED'}), "
+                f"p99 {kind_added['p99_added_ms']:.2f} ms; throughput "
+                f"{kind_added['throughput_ratio']:.0%} of direct (target >= 50 %: "
+                f"{'met' if kind_verdicts['throughput_ge_50pct'] else 'MISSED'})"
+            )
+    result = {"machine": machine(), "args": vars(args), "scenarios": report}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2, default=str))
+    print(f"written to {args.output}")
+    return result
 
 
 if __name__ == "__main__":

@@ -45,6 +45,24 @@ TARGETS = {
 }
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by a process and all its children.
+
+    Workers that were recycled and reaped count through the parent's
+    ``children_*`` times.
+    """
+    root = psutil.Process(pid)
+    reaped = root.cpu_times()
+    total = reaped.children_user + reaped.children_system
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 class Server:
     """A server process tree whose memory is sampled while it runs."""
 
@@ -70,21 +88,7 @@ class Server:
             self.peak_process_rss = max(self.peak_process_rss, max(workers))
 
     def cpu_seconds(self):
-        """User + system CPU time used so far by the whole process tree.
-
-        Workers that were recycled and reaped count through the parent's
-        ``children_*`` times.
-        """
-        root = psutil.Process(self.proc.pid)
-        reaped = root.cpu_times()
-        total = reaped.children_user + reaped.children_system
-        for proc in [root, *root.children(recursive=True)]:
-            try:
-                times = proc.cpu_times()
-            except psutil.Error:
-                continue
-            total += times.user + times.system
-        return total
+        return tree_cpu_seconds(self.proc.pid)
 
     def stop(self):
         self._stop.set()
