@@ -232,12 +232,15 @@ def main(argv=None):
         gw = stack.enter_context(gateway(args, upstream_urls, tmp, tmp / "data"))
         ceiling = None
         if args.ceiling:
+            # Its own data directory: gunicorn's master clears the metrics
+            # files of the one it starts with.
+            (tmp / "ceiling-data").mkdir()
             ceiling = stack.enter_context(
                 gateway(
                     args,
                     upstream_urls,
                     tmp,
-                    tmp / "data",
+                    tmp / "ceiling-data",
                     app="tests.benchmarks.gateway_ceiling:app",
                     name="ceiling",
                 )
