@@ -25,6 +25,23 @@ for _name in ("httpx", "httpcore"):
     if logging.getLogger(_name).level == logging.NOTSET:
         logging.getLogger(_name).setLevel(logging.WARNING)
 
+# Headers that describe one connection, not the message (RFC 9110 §7.6.1),
+# plus the proxy-authentication pair meant for the next hop only.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "proxy-connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
+
+
 _lock = threading.Lock()
 _transport: httpx.HTTPTransport | None = None
 _pid: int | None = None

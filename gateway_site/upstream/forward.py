@@ -11,25 +11,10 @@ import httpx
 from gateway_site import metrics
 from gateway_site.upstream import client, retry
 from gateway_site.upstream.breaker import BreakerOpen
+from gateway_site.upstream.client import HOP_BY_HOP
 from gateway_site.upstream.conf import conf
 
 logger = logging.getLogger("gateway_site.upstream")
-
-# Headers that describe one connection, not the message (RFC 9110 §7.6.1),
-# plus the proxy-authentication pair meant for the next hop only.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "proxy-connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authorization",
-    }
-)
 
 
 def hop_by_hop(headers) -> frozenset[str]:

@@ -1,7 +1,7 @@
 """A framework-free reverse proxy: the ceiling for what gunicorn + httpx can do.
 
 The least a proxy on the gateway's stack does per call: one call through the
-gateway's own pooled httpx transport (``gateway_site.upstream.client``),
+gateway's own pooled httpx transport (``gateway_site.upstream.client``), its
 hop-by-hop headers dropped both ways, ``X-Forwarded-For`` appended, the body
 streamed back. No framework, no authentication, rate limits, breaker, cache,
 retries, metrics or logs. Serves ``/health`` and ``/services/<service>/<path>``,
@@ -15,19 +15,6 @@ import httpx
 
 from gateway_site.upstream import client
 
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"proxy-connection",
-        b"keep-alive",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-    }
-)
 CHUNK = 64 * 1024
 TIMEOUT = httpx.Timeout(30, connect=5)
 
@@ -41,19 +28,15 @@ def upstream_url(service: str) -> str | None:
 def request_headers(environ) -> list[tuple[bytes, bytes]]:
     headers = []
     for key, value in environ.items():
-        if key.startswith("HTTP_") and key not in {
-            "HTTP_HOST",
-            "HTTP_CONNECTION",
-            "HTTP_X_FORWARDED_FOR",
-        }:
-            name = key[5:].replace("_", "-").lower().encode("latin-1")
-            if name not in HOP_BY_HOP:
-                headers.append((name, value.encode("latin-1")))
+        if key.startswith("HTTP_") and key not in {"HTTP_HOST", "HTTP_X_FORWARDED_FOR"}:
+            name = key[5:].replace("_", "-").lower()
+            if name not in client.HOP_BY_HOP:
+                headers.append((name.encode("latin-1"), value.encode("latin-1")))
     if environ.get("CONTENT_TYPE"):
         headers.append((b"content-type", environ["CONTENT_TYPE"].encode("latin-1")))
     prior = environ.get("HTTP_X_FORWARDED_FOR")
-    client = environ.get("REMOTE_ADDR", "")
-    forwarded = f"{prior}, {client}" if prior else client
+    remote = environ.get("REMOTE_ADDR", "")
+    forwarded = f"{prior}, {remote}" if prior else remote
     headers.append((b"x-forwarded-for", forwarded.encode("latin-1")))
     return headers
 
@@ -62,11 +45,9 @@ def app(environ, start_response):
     if environ.get("PATH_INFO") == "/health":
         start_response("200 OK", [("Content-Length", "2")])
         return [b"ok"]
-    prefix, _, rest = environ.get("PATH_INFO", "").partition("/services/")
-    service, _, path = rest.partition("/")
-    if prefix:
-        service = ""
-    base = upstream_url(service)
+    path_info = environ.get("PATH_INFO", "")
+    service, _, path = path_info.removeprefix("/services/").partition("/")
+    base = upstream_url(service) if path_info.startswith("/services/") else None
     if base is None:
         start_response("404 Not Found", [("Content-Length", "0")])
         return [b""]
@@ -91,7 +72,7 @@ def app(environ, start_response):
         [
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in response.headers.raw
-            if name.lower() not in HOP_BY_HOP
+            if name.decode("latin-1").lower() not in client.HOP_BY_HOP
         ],
     )
     return relay(response)
