@@ -44,6 +44,11 @@ run: $(VENV)/.base-installed .env
 test: $(VENV)/.dev-installed check-migrations
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Build the Docker image and run it with podman (as root; README, "Docker").
+.PHONY: test-container
+test-container: $(VENV)/.dev-installed
+	$(BIN)/pytest tests/test_container.py --no-cov -s $(PYTEST_ARGS)
+
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -32,6 +32,9 @@ def backup_sqlite(*, destination: Path, using: str = DEFAULT_DB_ALIAS) -> Backup
     """Copy the live database to ``destination`` (a file, or a directory for a
     timestamped file) atomically: a temporary file, checked, then renamed."""
     connection = _sqlite_connection(using)
+    # "backups/" names a directory, even one that does not exist yet.
+    if str(destination).endswith(os.sep):
+        Path(destination).mkdir(parents=True, exist_ok=True)
     destination = Path(destination)
     if destination.is_dir():
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")

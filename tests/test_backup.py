@@ -81,6 +81,17 @@ def test_backup_into_a_directory_gets_a_timestamped_name(tmp_path, on_sqlite):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_backup_to_a_path_ending_in_a_slash_creates_that_directory(tmp_path, on_sqlite):
+    like_add(post_id="a")
+
+    run("likes_backup", f"{tmp_path / 'backups'}/")
+
+    (copy,) = (tmp_path / "backups").iterdir()
+    assert copy.name.startswith("likes-") and copy.name.endswith("Z.sqlite3")
+    assert snapshot(copy)["likes"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_backup_replaces_an_older_backup_of_the_same_name(tmp_path, on_sqlite):
     target = tmp_path / "latest.sqlite3"
     like_add(post_id="a")

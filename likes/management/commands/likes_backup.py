@@ -13,7 +13,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "destination",
-            help="The backup file (replaced if it exists), or a directory for "
+            help="The backup file (replaced if it exists), or a directory (created "
+            "when the path ends in a slash) for "
             "a timestamped likes-YYYYMMDDTHHMMSSZ.sqlite3 in it.",
         )
 
