@@ -12,30 +12,26 @@ sys.path.insert(0, str(BASE_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings.base")
 
 from gateway_site import observability  # noqa: E402
-from gateway_site.checks import configured_timeout, configured_workers  # noqa: E402
+from gateway_site.server import configured_timeout, configured_workers  # noqa: E402
 
 chdir = str(BASE_DIR)
-wsgi_app = "gateway_site.wsgi:application"
+# gunicorn's asyncio worker: it reads every request whole before anything runs
+# it, so slow clients and slow upstream services wait as coroutines. The
+# gateway's routes are served on the event loop; Django runs on
+# GUNICORN_THREADS threads per worker (gateway_site/asgi.py, bridge.py).
+worker_class = "asgi"
+wsgi_app = "gateway_site.asgi:application"
 bind = [
     f"{os.environ.get('API_GATEWAY_HOST', '127.0.0.1')}:"
     f"{os.environ.get('API_GATEWAY_PORT', '8000')}"
 ]
 workers = configured_workers()
-# One thread per worker is fastest for the likes API (tests/benchmarks): more
-# threads only add GIL and SQLite lock contention. Raise it when the gateway
-# proxies slow upstream services, so one slow call cannot hold a whole worker.
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-# With one thread, gthread only adds a round trip through its poller and a
-# second thread per request: sync workers do the same work with about a
-# quarter less CPU (tests/benchmarks). Gunicorn switches a sync worker with
-# more than one thread to gthread by itself, so GUNICORN_THREADS > 1 gets
-# gthread workers. Sync workers close the connection after each response;
-# behind cloudflared or another proxy on the same host that costs little.
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 # Load Django once in the master so workers share its memory pages.
 preload_app = True
-# Cloudflare closes a request after 100 s; stop slightly before it.
-timeout = configured_timeout()  # the gateway derives its retry budget from it
+# Cloudflare closes a request after 100 s; stop slightly before it. A worker
+# whose event loop stalls this long, or whose Django thread runs a request this
+# long, is replaced. The gateway derives its retry budget from it.
+timeout = configured_timeout()
 # SIGTERM (docker stop): workers stop accepting and finish the requests in
 # flight within graceful_timeout; keep docker's stop_grace_period longer
 # (docker-compose.yml; tests/test_gunicorn_conf.py).

@@ -246,7 +246,15 @@ service_health = Gauge(
 
 # Outcomes of an upstream call, for ``upstream_requests_total{outcome}``.
 OUTCOMES = frozenset(
-    {"success", "client_error", "server_error", "timeout", "error", "circuit_open"}
+    {
+        "success",
+        "client_error",
+        "server_error",
+        "timeout",
+        "error",
+        "circuit_open",
+        "busy",
+    }
 )
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 

@@ -68,7 +68,7 @@ def tracing_enabled() -> bool:
 
 
 def setup_tracing() -> bool:
-    """Export traces of Django requests and outgoing httpx calls over OTLP/HTTP.
+    """Export traces of requests and of the gateway's upstream calls over OTLP/HTTP.
 
     Only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; the exporter reads the
     standard ``OTEL_*`` variables (headers, timeout, sampler, batch delays).
@@ -93,15 +93,11 @@ def setup_tracing() -> bool:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     DjangoInstrumentor().instrument(tracer_provider=provider)
-    try:
-        import httpx  # noqa: F401  (the gateway's client; instrument it if present)
-    except ImportError:
-        pass
-    else:
-        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    # The gateway's calls upstream: a client span each, and the trace context
+    # (traceparent) in the request the service receives.
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 
-        # Also injects the trace context (traceparent) into upstream requests.
-        HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    AioHttpClientInstrumentor().instrument(tracer_provider=provider)
     logs.trace_id_getter = _current_trace_id
     _tracer_provider.append(provider)
     return True
@@ -130,12 +126,14 @@ def gunicorn_on_starting(server) -> None:
 
 def gunicorn_post_fork(server, worker) -> None:
     if setup_tracing():
-        # The app was loaded in the master (preload_app) before the tracing
-        # middleware was added to the settings: rebuild its middleware chain.
+        # The app was loaded in the master (preload_app) before tracing was
+        # set up: rebuild Django's middleware chain, and wrap the data plane.
+        from gateway_site.asgi import application as site
         from gateway_site.wsgi import application
 
         application.django.load_middleware()
         application.refresh()  # the stack changed: reads go through Django
+        site.trace(tracer_provider=_tracer_provider[0])
 
 
 def gunicorn_worker_exit(server, worker) -> None:

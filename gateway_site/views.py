@@ -7,8 +7,8 @@ from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
 
-from gateway_site.upstream import registry
-from gateway_site.upstream.health import all_health
+from gateway_site.gateway import health as upstream_health
+from gateway_site.gateway import registry
 from likes.http import json_response
 
 logger = logging.getLogger("gateway_site.ready")
@@ -22,12 +22,14 @@ def health(request):
 def ready(request):
     """Readiness: 200 when the database and the cache work, else 503.
 
-    Each upstream service's health is reported (cached for the service_health
-    TTL) but does not make the gateway unready: its breaker answers for it.
+    Each upstream service's health is reported as the data plane last probed
+    it (in the background, every ``[health] interval``; nothing waits on a
+    service here), with its breaker state. It does not make the site unready:
+    the breaker answers for the service.
     """
     checks = {"database": _database_ok(), "cache": _cache_ok()}
     try:
-        upstreams = all_health(registry.get())
+        upstreams = upstream_health.recorded(registry.get())
     except Exception:  # a bad services file is a system check error, not a crash
         logger.exception("Upstream health unavailable")
         upstreams = {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from django_ratelimit import ALL
-from django_ratelimit.core import _split_rate, get_usage
+from django_ratelimit.core import get_usage
 
 from likes.conf import conf
 from likes.http import error_response
@@ -23,31 +23,39 @@ _IP_ATTR = "_likes_client_ip"
 
 
 def client_ip(request) -> str:
-    """The address of the client that sent ``request``.
-
-    ``REMOTE_ADDR`` unless ``LIKES_CLIENT_IP_HEADER`` names a header set by a
-    trusted proxy (``CF-Connecting-IP`` behind a Cloudflare Tunnel). A missing
-    or malformed header falls back to ``REMOTE_ADDR`` and is logged, so a broken
-    proxy cannot make every reader share one made-up address.
-    """
+    """The address of the client that sent ``request`` (see :func:`resolve_ip`)."""
     cached = getattr(request, _IP_ATTR, None)
     if cached is not None:
         return cached
-    ip = request.META.get("REMOTE_ADDR", "") or ""
     header = conf.CLIENT_IP_HEADER
+    forwarded = None
     if header:
-        meta_key = "HTTP_" + header.upper().replace("-", "_")
-        raw = request.META.get(meta_key, "").strip()
-        try:
-            ip = str(ipaddress.ip_address(raw))
-        except ValueError:
-            logger.warning(
-                "Client IP header %s is %s; using REMOTE_ADDR",
-                header,
-                "missing" if not raw else "malformed",
-            )
+        forwarded = request.META.get("HTTP_" + header.upper().replace("-", "_"), "")
+    ip = resolve_ip(request.META.get("REMOTE_ADDR", "") or "", forwarded)
     setattr(request, _IP_ATTR, ip)
     return ip
+
+
+def resolve_ip(remote_addr: str, forwarded: str | None) -> str:
+    """The client's address: ``remote_addr``, or the trusted proxy's header.
+
+    ``forwarded`` is the value of ``LIKES_CLIENT_IP_HEADER`` (``CF-Connecting-IP``
+    behind a Cloudflare Tunnel), None when no such header is configured. A
+    missing or malformed header falls back to ``remote_addr`` and is logged, so
+    a broken proxy cannot make every reader share one made-up address.
+    """
+    if forwarded is None:
+        return remote_addr
+    raw = forwarded.strip()
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        logger.warning(
+            "Client IP header %s is %s; using REMOTE_ADDR",
+            conf.CLIENT_IP_HEADER,
+            "missing" if not raw else "malformed",
+        )
+        return remote_addr
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +88,29 @@ class Limit:
 _RATE = re.compile(r"[1-9][0-9]*/(?:[1-9][0-9]*)?[smhd]")
 
 
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
 def is_rate(value) -> bool:
     """Whether ``value`` is a rate django-ratelimit reads as meant ("10/m")."""
     return isinstance(value, str) and _RATE.fullmatch(value) is not None
 
 
+def parse_rate(rate: str) -> tuple[int, int]:
+    """("10/m") -> (10, 60): requests allowed and the window in seconds."""
+    if not is_rate(rate):
+        raise ValueError(f"Not a rate: {rate!r}")
+    count, per = rate.split("/")
+    return int(count), int(per[:-1] or 1) * _PERIODS[per[-1]]
+
+
 def ip_bucket(group, request) -> str:
     """Rate-limit key: the client IP; IPv6 by /64, what one client usually holds."""
-    ip = client_ip(request)
+    return bucket_of(client_ip(request))
+
+
+def bucket_of(ip: str) -> str:
+    """The rate-limit bucket of an address: itself for IPv4, its /64 for IPv6."""
     if ":" in ip:
         return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address)
     return ip
@@ -118,7 +141,7 @@ def check(
         usage = {"count": 0, "limit": 0, "should_limit": True, "time_left": -1}
     if usage is None:
         return None
-    window = _split_rate(rate)[1]
+    window = parse_rate(rate)[1]
     if usage["limit"] == 0 and usage["time_left"] == -1:
         # django-ratelimit's answer when the cache could not count.
         if fail_open:

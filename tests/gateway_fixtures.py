@@ -1,11 +1,19 @@
-"""Real upstream HTTP servers on loopback for the gateway tests, and their config.
+"""Real upstream HTTP servers on loopback for the gateway tests, and the data plane.
 
 ``Upstream`` is a threaded ``http.server`` whose behaviour a test sets: fail
 the next N requests with a status (and Retry-After), sleep, close the socket
-without answering, or answer normally. It records what it received, so a test
-can see the headers and body the gateway forwarded.
+without answering, or answer normally. It records what it received (health
+probes apart), so a test can see the headers and body the gateway forwarded.
+
+``gateway(urls, **values)`` writes a services file for one uniquely named
+service and starts the gateway's data plane on it, on an event loop of its
+own; ``gw`` is a blocking HTTP client of that data plane (httpx over ASGI).
+What happens at the HTTP boundary itself (gunicorn's parser, methods through
+the real server, slow clients) is tested against live gunicorn servers
+(tests/live.py).
 """
 
+import asyncio
 import contextlib
 import gzip
 import json
@@ -16,9 +24,11 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
-from gateway_site.upstream import registry
+from gateway_site.gateway import registry
+from gateway_site.gateway.dataplane import DataPlane
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -46,12 +56,21 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
+        if parts.path == "/health":
+            with server.lock:
+                server.health_hits += 1
+            time.sleep(server.health_delay)
+            self._answer(200 if server.healthy else 503, b'{"status":"ok"}')
+            return
         with server.lock:
             server.received.append(
                 {
                     "method": self.command,
                     "path": self.path,
-                    "headers": dict(self.headers.items()),
+                    # Case-insensitive, as header names are.
+                    "headers": httpx.Headers(
+                        list(self.headers.items()), encoding="latin-1"
+                    ),
                     "header_names": [name.lower() for name in self.headers],
                     "body": body,
                 }
@@ -61,9 +80,6 @@ class Handler(BaseHTTPRequestHandler):
                 server.fail_next -= 1
             server.hits += 1
             hits = server.hits
-        if parts.path == "/health":
-            self._answer(200 if server.healthy else 503, b'{"status":"ok"}')
-            return
         if failing:
             headers = {}
             if server.retry_after is not None:
@@ -83,7 +99,11 @@ class Handler(BaseHTTPRequestHandler):
         if parts.path.startswith("/status/"):
             self._answer(int(parts.path.rsplit("/", 1)[1]), b'{"status":"set"}')
             return
-        extra = {"X-Upstream": server.label, "Connection": "keep-alive, X-Hop"}
+        extra = {
+            "X-Upstream": server.label,
+            "Connection": "keep-alive, X-Hop",
+            **server.extra_headers,
+        }
         extra["X-Hop"] = "secret-hop"
         extra["Set-Cookie"] = "sid=upstream"
         if "cc" in query:
@@ -115,6 +135,9 @@ class Server(ThreadingHTTPServer):
         self.retry_after = None
         self.healthy = True
         self.hits = 0
+        self.health_hits = 0
+        self.health_delay = 0
+        self.extra_headers = {}
 
     def get_request(self):
         sock, addr = super().get_request()
@@ -169,7 +192,7 @@ def services_toml(name, urls, **overrides) -> str:
     )
     lines = [
         "[health]",
-        f"interval = {values.pop('health_interval', 0.2)}",
+        f"interval = {values.pop('health_interval', 60)}",
         "timeout = 1",
         "[cache]",
         f"default_ttl = {values.pop('default_ttl', 3600)}",
@@ -206,12 +229,112 @@ def upstreams():
         upstream.kill()
 
 
+class LoopThread:
+    """An asyncio event loop running in a thread of its own."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine, timeout: float = 60):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class DataPlaneHost:
+    """Runs one DataPlane at a time on a LoopThread; restarts it on a new config."""
+
+    def __init__(self, loop_thread: LoopThread):
+        self.loop_thread = loop_thread
+        self.app = None
+
+    def restart(self):
+        self.stop()
+        self.app = DataPlane()
+        self.loop_thread.run(self.app.startup())
+
+    def stop(self):
+        if self.app is not None:
+            self.loop_thread.run(self.app.shutdown())
+            self.app = None
+
+    async def __call__(self, scope, receive, send):
+        if self.app is None:
+            self.app = DataPlane()
+            await self.app.startup()
+        await self.app(scope, receive, send)
+
+
+class GatewayClient:
+    """A blocking client of the data plane, as httpx's (responses are httpx's)."""
+
+    def __init__(self, host: DataPlaneHost, client_ip: str = "127.0.0.1"):
+        self.host = host
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=host, client=(client_ip, 40000)),
+            base_url="http://testserver",
+            timeout=60,
+        )
+
+    def request(self, method, url, *, without=(), **kwargs) -> httpx.Response:
+        """Send a request; ``without`` names default headers not to send."""
+        request = self.client.build_request(method, url, **kwargs)
+        for name in without:
+            del request.headers[name]
+        return self.host.loop_thread.run(self.client.send(request))
+
+    def get(self, url, **kwargs):
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url, **kwargs):
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url, **kwargs):
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url, **kwargs):
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url, **kwargs):
+        return self.request("DELETE", url, **kwargs)
+
+    def head(self, url, **kwargs):
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url, **kwargs):
+        return self.request("OPTIONS", url, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def loop_thread():
+    looping = LoopThread()
+    yield looping
+    looping.stop()
+
+
 @pytest.fixture
-def gateway(tmp_path, settings):
+def dataplane(loop_thread):
+    host = DataPlaneHost(loop_thread)
+    yield host
+    host.stop()
+
+
+@pytest.fixture
+def gw(dataplane):
+    """A blocking HTTP client of the gateway's data plane."""
+    return GatewayClient(dataplane)
+
+
+@pytest.fixture
+def gateway(tmp_path, settings, dataplane):
     """configure(urls, **values): serve one uniquely named test service; its name.
 
     The unique name keeps breaker and cache keys apart between tests sharing
-    one cache (Redis or the on-disk default).
+    one store (Redis or the embedded default).
     """
     name = f"svc_{uuid.uuid4().hex[:10]}"
     files = []
@@ -222,7 +345,9 @@ def gateway(tmp_path, settings):
         files.append(path)
         registry.reset()
         settings.GATEWAY_SERVICES_FILE = path
+        dataplane.restart()
         return name
 
     yield configure
+    dataplane.stop()
     registry.reset()

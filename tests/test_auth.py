@@ -12,16 +12,11 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.test import RequestFactory
 from django.utils import timezone
 
-from gateway_site.auth import (
-    Unauthorized,
-    derived_signing_key,
-    jwt_conf,
-    request_user,
-)
-from gateway_site.checks import check_jwt
+from gateway_site.gateway.auth import Unauthorized, authenticate_blocking
+from gateway_site.gateway.checks import check_jwt
+from gateway_site.gateway.conf import conf, derived_signing_key
 from tests.test_ratelimit import DEAD_REDIS
 
 PASSWORD = "correct-horse-battery-staple"
@@ -99,7 +94,7 @@ def test_access_token_is_signed_with_the_configured_algorithm(client, user):
     token = obtain(client).json()["access_token"]
 
     header = jwt.get_unverified_header(token)
-    claims = jwt.decode(token, jwt_conf.SIGNING_KEY, algorithms=["HS256"])
+    claims = jwt.decode(token, conf.JWT_SIGNING_KEY, algorithms=["HS256"])
     assert header["alg"] == "HS256"
     assert claims["user_id"] == str(user.pk)
     assert claims["token_type"] == "access"
@@ -246,7 +241,7 @@ def test_expired_token_is_401(client, user, settings):
 
 
 def test_expired_token_from_the_past_is_401(client, user):
-    from gateway_site.tokens import GatewayAccessToken
+    from gateway_site.gateway.tokens import GatewayAccessToken
 
     token = GatewayAccessToken.for_user(user)
     token.set_exp(from_time=timezone.now() - timedelta(hours=1))
@@ -286,7 +281,7 @@ def test_another_hmac_algorithm_with_the_right_key_is_401(client, user):
     token = obtain(client).json()["access_token"]
     claims = jwt.decode(token, options={"verify_signature": False})
 
-    hs512 = forge(claims, key=jwt_conf.SIGNING_KEY, algorithm="HS512")
+    hs512 = forge(claims, key=conf.JWT_SIGNING_KEY, algorithm="HS512")
 
     assert_unauthorized(me(client, hs512), "token_not_valid")
 
@@ -351,36 +346,31 @@ def test_hs512_configured_works_and_refuses_hs256(client, user, settings):
 
     assert jwt.get_unverified_header(token)["alg"] == "HS512"
     assert me(client, token).status_code == HTTPStatus.OK
-    hs256 = forge(claims, key=jwt_conf.SIGNING_KEY, algorithm="HS256")
+    hs256 = forge(claims, key=conf.JWT_SIGNING_KEY, algorithm="HS256")
     assert_unauthorized(me(client, hs256), "token_not_valid")
 
 
-# --- request_user() for plain views ------
+# --- authenticate_blocking() for Django views ------
 
 
-def test_request_user_is_none_without_a_header(db):
-    assert request_user(RequestFactory().get("/")) is None
+def test_no_authorization_header_is_anonymous(db):
+    assert authenticate_blocking("") is None
+    assert authenticate_blocking("Basic YTpi") is None
 
 
-def test_request_user_returns_the_user_and_remembers_it(client, user):
+def test_a_valid_token_names_its_user(client, user):
     token = obtain(client).json()["access_token"]
-    request = RequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {token}")
 
-    assert request_user(request) == user
-    user.delete()  # the answer is kept for the rest of the request
-    assert request_user(request).username == "ada"
+    assert authenticate_blocking(f"Bearer {token}") == user
 
 
-def test_request_user_raises_unauthorized_with_a_401_response(db):
-    request = RequestFactory().get("/", HTTP_AUTHORIZATION="Bearer nope")
-
+def test_a_bad_token_raises_unauthorized_with_a_bearer_challenge(db):
     with pytest.raises(Unauthorized) as raised:
-        request_user(request)
+        authenticate_blocking("Bearer nope")
 
-    response = raised.value.response()
-    assert response.status_code == HTTPStatus.UNAUTHORIZED
-    assert response["WWW-Authenticate"] == 'Bearer realm="gateway"'
-    assert json.loads(response.content)["code"] == "token_not_valid"
+    assert raised.value.status == HTTPStatus.UNAUTHORIZED
+    assert raised.value.code == "token_not_valid"
+    assert raised.value.headers()["WWW-Authenticate"] == 'Bearer realm="gateway"'
 
 
 # --- Signing key ------
@@ -389,19 +379,19 @@ def test_request_user_raises_unauthorized_with_a_401_response(db):
 def test_without_jwt_secret_key_the_key_is_derived_from_the_django_secret(settings):
     settings.JWT_SECRET_KEY = ""
 
-    key = jwt_conf.SIGNING_KEY
+    key = conf.JWT_SIGNING_KEY
 
     assert key == derived_signing_key(settings.SECRET_KEY)
     assert settings.SECRET_KEY not in key
     assert len(key) >= 64
     settings.SECRET_KEY = "another-secret-" + "y" * 40
-    assert key != jwt_conf.SIGNING_KEY
+    assert key != conf.JWT_SIGNING_KEY
 
 
 def test_jwt_secret_key_is_used_when_set(settings):
     settings.JWT_SECRET_KEY = "s" * 64
 
-    assert jwt_conf.SIGNING_KEY == "s" * 64
+    assert conf.JWT_SIGNING_KEY == "s" * 64
 
 
 # --- Brute force ------

@@ -1,10 +1,14 @@
+"""POST /gateway: the envelope endpoint of the data plane, against real upstreams."""
+
+import json
 from http import HTTPStatus
 
 import pytest
 
-from gateway_site.tokens import GatewayAccessToken
+from gateway_site.gateway.tokens import GatewayAccessToken
 
-pytestmark = pytest.mark.django_db
+# The data plane reads users on a thread of its own: committed rows only.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -14,17 +18,15 @@ def auth(django_user_model):
     return {"Authorization": f"Bearer {GatewayAccessToken.for_user(user)}"}
 
 
-def call(api_client, auth, **body):
-    return api_client.post("/gateway", body, format="json", headers=auth)
+def call(gw, auth, **body):
+    return gw.post("/gateway", json=body, headers=auth)
 
 
-def test_post_routes_to_the_service_and_wraps_its_answer(
-    api_client, auth, gateway, upstreams
-):
+def test_post_routes_to_the_service_and_wraps_its_answer(gw, auth, gateway, upstreams):
     up = upstreams()
     name = gateway([up.url])
     response = call(
-        api_client,
+        gw,
         auth,
         service_name=name,
         endpoint="/process?x=1",
@@ -41,66 +43,72 @@ def test_post_routes_to_the_service_and_wraps_its_answer(
     assert "Authorization" not in seen  # the gateway's token stays here
 
 
-def test_upstream_status_is_reported_in_the_envelope(
-    api_client, auth, gateway, upstreams
-):
+def test_upstream_status_is_reported_in_the_envelope(gw, auth, gateway, upstreams):
     up = upstreams()
     name = gateway([up.url])
-    response = call(api_client, auth, service_name=name, endpoint="/status/404")
+    response = call(gw, auth, service_name=name, endpoint="/status/404")
     assert response.status_code == HTTPStatus.OK
     assert response.json() == {"status_code": 404, "data": {"status": "set"}}
 
 
-def test_jwt_is_required(api_client, gateway, upstreams):
+def test_jwt_is_required(gw, gateway, upstreams):
     up = upstreams()
     name = gateway([up.url])
-    response = api_client.post(
-        "/gateway", {"service_name": name, "endpoint": "/x"}, format="json"
-    )
+    response = gw.post("/gateway", json={"service_name": name, "endpoint": "/x"})
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert set(response.json()) == {"detail", "code"}
     assert up.received == []
 
 
-def test_a_tampered_token_is_refused(api_client, auth, gateway, upstreams):
+def test_a_tampered_token_is_refused(gw, auth, gateway, upstreams):
     name = gateway([upstreams().url])
     token = auth["Authorization"]
     tampered = {"Authorization": token[:-2] + ("AA" if token[-2:] != "AA" else "BB")}
-    response = call(api_client, tampered, service_name=name, endpoint="/x")
+    response = call(gw, tampered, service_name=name, endpoint="/x")
     assert response.status_code == HTTPStatus.UNAUTHORIZED
 
 
-def test_unknown_service_is_404(api_client, auth, gateway, upstreams):
+def test_unknown_service_is_404(gw, auth, gateway, upstreams):
     gateway([upstreams().url])
-    response = call(api_client, auth, service_name="nope", endpoint="/x")
+    response = call(gw, auth, service_name="nope", endpoint="/x")
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert response.json()["code"] == "unknown_service"
 
 
 @pytest.mark.parametrize(
-    "endpoint", ["http://evil.example/x", "//evil.example/x", "x", "/a/../b", ""]
+    "endpoint",
+    [
+        "http://evil.example/x",
+        "//evil.example/x",
+        "x",
+        "/a/../b",
+        "",
+        "/%2e%2e/admin",
+        "/..%2fadmin",
+        "/..;/admin",
+    ],
 )
-def test_endpoint_must_be_a_plain_path(api_client, auth, gateway, upstreams, endpoint):
+def test_endpoint_must_be_a_plain_path(gw, auth, gateway, upstreams, endpoint):
     up = upstreams()
     name = gateway([up.url])
-    response = call(api_client, auth, service_name=name, endpoint=endpoint)
+    response = call(gw, auth, service_name=name, endpoint=endpoint)
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert up.received == []
 
 
-def test_dead_service_is_502_naming_it(api_client, auth, gateway, upstreams):
+def test_dead_service_is_502_naming_it(gw, auth, gateway, upstreams):
     up = upstreams()
     name = gateway([up.url], max_retries=0)
     up.kill()
-    response = call(api_client, auth, service_name=name, endpoint="/x")
+    response = call(gw, auth, service_name=name, endpoint="/x")
     assert response.status_code == HTTPStatus.BAD_GATEWAY
     assert response.json()["service"] == name
 
 
-def test_an_empty_answer_is_an_empty_object(api_client, auth, gateway, upstreams):
+def test_an_empty_answer_is_an_empty_object(gw, auth, gateway, upstreams):
     up = upstreams()
     name = gateway([up.url])
-    response = call(api_client, auth, service_name=name, endpoint="/x", method="HEAD")
+    response = call(gw, auth, service_name=name, endpoint="/x", method="HEAD")
     assert response.json() == {"status_code": 200, "data": {}}
 
 
@@ -108,24 +116,20 @@ def test_an_empty_answer_is_an_empty_object(api_client, auth, gateway, upstreams
     ("authorization", "code"),
     [("Bearer", "bad_authorization_header"), ("Bearer abc.def.ghi", "token_not_valid")],
 )
-def test_token_errors_are_plain_json_errors(api_client, authorization, code):
-    response = api_client.post(
-        "/gateway", {}, format="json", headers={"Authorization": authorization}
-    )
+def test_token_errors_are_plain_json_errors(gw, authorization, code):
+    response = gw.post("/gateway", json={}, headers={"Authorization": authorization})
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     body = response.json()
     assert body["code"] == code
     assert "ErrorDetail" not in body["detail"]
 
 
-def test_request_id_and_trace_context_reach_the_service(
-    api_client, auth, gateway, upstreams
-):
+def test_request_id_and_trace_context_reach_the_service(gw, auth, gateway, upstreams):
     up = upstreams()
     name = gateway([up.url])
     traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     call(
-        api_client,
+        gw,
         {**auth, "X-Request-ID": "rid-42", "traceparent": traceparent},
         service_name=name,
         endpoint="/x",
@@ -134,3 +138,58 @@ def test_request_id_and_trace_context_reach_the_service(
     assert seen["X-Request-ID"] == "rid-42"
     assert seen["traceparent"] == traceparent
     assert seen["X-Forwarded-For"] == "127.0.0.1"
+
+
+def test_the_payload_keeps_non_ascii_text(gw, auth, gateway, upstreams):
+    up = upstreams()
+    name = gateway([up.url])
+
+    call(gw, auth, service_name=name, endpoint="/x", method="PUT", payload={"t": "é"})
+
+    assert json.loads(up.received[-1]["body"]) == {"t": "é"}
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "parse_error"),
+        (
+            b'{"service_name": "x", "endpoint": "/x", "method": "\\ud800"}',
+            "parse_error",
+        ),
+        (b"{not json", "parse_error"),
+        (b'"a string"', "invalid"),
+        (b'{"service_name": 5, "endpoint": "/x"}', "invalid"),
+        (b'{"service_name": "x", "endpoint": "/x", "method": "BREW"}', "invalid"),
+    ],
+)
+def test_bad_bodies_are_400_json(gw, auth, gateway, upstreams, body, code):
+    up = upstreams()
+    gateway([up.url])
+
+    response = gw.post(
+        "/gateway", content=body, headers={**auth, "Content-Type": "application/json"}
+    )
+
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["code"] == code
+    assert up.received == []
+
+
+def test_a_body_that_is_not_json_is_415(gw, auth, gateway, upstreams):
+    gateway([upstreams().url])
+
+    response = gw.post(
+        "/gateway", content=b"a=b", headers={**auth, "Content-Type": "text/plain"}
+    )
+
+    assert response.status_code == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+def test_other_methods_are_405(gw, auth, gateway, upstreams):
+    gateway([upstreams().url])
+
+    response = gw.get("/gateway", headers=auth)
+
+    assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert response.headers["Allow"] == "POST"

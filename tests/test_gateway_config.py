@@ -2,9 +2,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from gateway_site.checks import check_gateway_services
-from gateway_site.upstream.conf import DEFAULT_SERVICES_FILE
-from gateway_site.upstream.config import load
+from gateway_site.gateway.checks import check_gateway_services
+from gateway_site.gateway.conf import DEFAULT_SERVICES_FILE
+from gateway_site.gateway.config import load
 from tests.gateway_fixtures import services_toml
 
 

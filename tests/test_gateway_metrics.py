@@ -1,5 +1,6 @@
 """The gateway reports its upstream calls, breakers and health in /metrics."""
 
+import time
 from http import HTTPStatus
 
 import pytest
@@ -11,13 +12,13 @@ pytestmark = pytest.mark.django_db
 BREAKER = {"failure_threshold": 2, "recovery_timeout": 60}
 
 
-def test_upstream_calls_are_counted_by_outcome(client, gateway, upstreams):
+def test_upstream_calls_are_counted_by_outcome(client, gw, gateway, upstreams):
     up = upstreams()
     name = gateway([up.url], timeout=0.5, max_retries=0, circuit_breaker=BREAKER)
 
-    assert client.get(f"/services/{name}/ok?cc=no-store").status_code == HTTPStatus.OK
+    assert gw.get(f"/services/{name}/ok?cc=no-store").status_code == HTTPStatus.OK
     up.fail(1, status=404)
-    assert client.get(f"/services/{name}/x").status_code == HTTPStatus.NOT_FOUND
+    assert gw.get(f"/services/{name}/x").status_code == HTTPStatus.NOT_FOUND
     text = scrape(client)
 
     assert value(text, "upstream_requests_total", service=name, outcome="success") == 1
@@ -31,14 +32,14 @@ def test_upstream_calls_are_counted_by_outcome(client, gateway, upstreams):
     assert value(text, "processing_queue_size") == 0  # nothing left in flight
 
 
-def test_an_open_breaker_and_fast_failures_are_reported(client, gateway, upstreams):
+def test_an_open_breaker_and_fast_failures_are_reported(client, gw, gateway, upstreams):
     up = upstreams()
     name = gateway([up.url], timeout=0.5, max_retries=0, circuit_breaker=BREAKER)
 
     for _ in range(BREAKER["failure_threshold"]):
-        response = client.get(f"/services/{name}/sleep?s=2")
+        response = gw.get(f"/services/{name}/sleep?s=2")
         assert response.status_code == HTTPStatus.GATEWAY_TIMEOUT
-    refused = client.get(f"/services/{name}/fast")
+    refused = gw.get(f"/services/{name}/fast")
     text = scrape(client)
 
     assert refused.status_code == HTTPStatus.SERVICE_UNAVAILABLE
@@ -51,12 +52,15 @@ def test_an_open_breaker_and_fast_failures_are_reported(client, gateway, upstrea
 
 
 @pytest.mark.parametrize(("alive", "health"), [(True, 1), (False, 0)])
-def test_ready_reports_service_health(client, gateway, upstreams, alive, health):
+def test_service_health_is_reported(client, gateway, upstreams, alive, health):
     up = upstreams()
-    name = gateway([up.url])
     if not alive:
         up.kill()
+    name = gateway([up.url])  # probed as the data plane starts
 
-    client.get("/ready")
+    deadline = time.monotonic() + 5
+    while f'service_health{{service="{name}"}}' not in scrape(client):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
     assert value(scrape(client), "service_health", service=name) == health

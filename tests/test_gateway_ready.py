@@ -1,3 +1,6 @@
+"""/ready: the database, the cache, and the upstreams as last probed."""
+
+import time
 from http import HTTPStatus
 
 import pytest
@@ -7,20 +10,29 @@ from tests.live import free_port
 pytestmark = pytest.mark.django_db
 
 
-def health_probes(upstream) -> int:
-    return sum(1 for r in upstream.received if r["path"] == "/health")
+def ready_when_probed(client, name) -> dict:
+    """/ready once the data plane's first probe of ``name`` is recorded."""
+    deadline = time.monotonic() + 5
+    while True:
+        data = client.get("/ready").json()
+        if data["upstreams"].get(name, {}).get("status", "unknown") != "unknown":
+            return data
+        assert time.monotonic() < deadline, data
+        time.sleep(0.05)
 
 
 def test_ready_reports_database_cache_and_upstreams(client, gateway, upstreams):
     a, b = upstreams("a"), upstreams("b")
-    name = gateway([a.url, b.url])
     b.server.healthy = False
-    response = client.get("/ready")
-    assert response.status_code == HTTPStatus.OK
-    data = response.json()
+    name = gateway([a.url, b.url])
+
+    data = ready_when_probed(client, name)
+
     assert data["status"] == "ready"
     assert data["checks"] == {"database": "ok", "cache": "ok"}
-    assert data["upstreams"][name] == {
+    health = data["upstreams"][name]
+    assert health.pop("checked_at") <= time.time()
+    assert health == {
         "status": "degraded",
         "replicas": 2,
         "healthy": 1,
@@ -28,21 +40,39 @@ def test_ready_reports_database_cache_and_upstreams(client, gateway, upstreams):
     }
 
 
-def test_upstream_health_is_cached(client, gateway, upstreams):
+def test_ready_probes_no_upstream_itself(client, gateway, upstreams):
     up = upstreams()
-    gateway([up.url])
-    client.get("/ready")
-    client.get("/ready")
-    assert health_probes(up) == 1
+    name = gateway([up.url])  # an interval of 60 s: one round, at start
+    ready_when_probed(client, name)
+    probes = up.server.health_hits
+
+    for _ in range(3):
+        client.get("/ready")
+
+    assert up.server.health_hits == probes == 1
+
+
+def test_a_slow_health_endpoint_never_slows_ready(client, gateway, upstreams):
+    up = upstreams()
+    up.server.health_delay = 3
+    name = gateway([up.url])
+
+    started = time.monotonic()
+    response = client.get("/ready")
+
+    assert time.monotonic() - started < 0.5
+    assert response.json()["upstreams"][name]["status"] == "unknown"
 
 
 def test_a_down_upstream_does_not_make_the_gateway_unready(client, gateway, upstreams):
     up = upstreams()
-    name = gateway([up.url])
     up.kill()
-    response = client.get("/ready")
-    assert response.status_code == HTTPStatus.OK
-    assert response.json()["upstreams"][name]["status"] == "down"
+    name = gateway([up.url])
+
+    data = ready_when_probed(client, name)
+
+    assert client.get("/ready").status_code == HTTPStatus.OK
+    assert data["upstreams"][name]["status"] == "down"
 
 
 def test_a_broken_cache_makes_the_gateway_unready(client, gateway, upstreams, settings):
@@ -54,6 +84,8 @@ def test_a_broken_cache_makes_the_gateway_unready(client, gateway, upstreams, se
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "IGNORE_EXCEPTIONS": True},
         }
     }
+
     response = client.get("/ready")
+
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json()["checks"] == {"database": "ok", "cache": "failed"}

@@ -51,7 +51,7 @@ def test_the_configured_loggers_are_the_projects(settings):
 LOG_SOME = (
     "import logging;"
     "logging.getLogger('likes.services').error('cannot count: password=%s', 'pw12345');"
-    "logging.getLogger('gateway_site.upstream').info('upstream fine')"
+    "logging.getLogger('gateway_site.gateway').info('upstream fine')"
 )
 
 

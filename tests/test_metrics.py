@@ -3,9 +3,11 @@ and exact totals across gunicorn workers."""
 
 import os
 import sys
+import time
 from http import HTTPStatus
 
 import httpx
+import psutil
 import pytest
 from django.core.checks import run_checks
 from prometheus_client.parser import text_string_to_metric_families
@@ -358,6 +360,19 @@ def test_check_command_refuses_a_bad_metrics_network(tmp_path):
 # --- Across gunicorn workers -------------------------------------------------
 
 
+def wait_for_recycled_workers(directory, timeout: float = 20) -> None:
+    """Until every worker that has written counters so far has exited."""
+    pids = {
+        int(name.split("_")[-1].split(".")[0])
+        for name in os.listdir(directory)
+        if name.startswith("counter_")
+    }
+    deadline = time.monotonic() + timeout
+    while any(psutil.pid_exists(pid) for pid in pids):
+        assert time.monotonic() < deadline, "no worker was recycled"
+        time.sleep(0.1)
+
+
 @pytest.mark.live
 def test_totals_are_exact_across_two_workers_and_worker_restarts(tmp_path):
     env = project_env(
@@ -375,6 +390,8 @@ def test_totals_are_exact_across_two_workers_and_worker_restarts(tmp_path):
         get_outcomes = fire(
             "GET", f"{server.base_url}/likes/live", total=gets, concurrency=8
         )
+        # A worker past its limit finishes its kept-alive connections first.
+        wait_for_recycled_workers(tmp_path / "prometheus")
         post_outcomes = fire(
             "POST", f"{server.base_url}/likes/live", total=posts, concurrency=4
         )

@@ -172,7 +172,7 @@ def test_records_outside_a_request_have_no_request_id(client, json_log):
     ],
 )
 def test_credentials_are_redacted_from_messages(json_log, message, args, secret):
-    logging.getLogger("gateway_site.upstream").warning(message, *args)
+    logging.getLogger("gateway_site.gateway").warning(message, *args)
 
     (record,) = json_log()
     assert secret not in json.dumps(record)

@@ -1,22 +1,18 @@
-import json
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
 import httpx
 import pytest
-import redis
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
-from django.test import RequestFactory
 
-from gateway_site.auth import gateway_view, request_user
-from gateway_site.checks import check_gateway_rates
-from gateway_site.tiers import limit_request, tighter
-from likes.http import json_response
+from gateway_site.gateway import store
+from gateway_site.gateway.checks import check_gateway_rates
+from gateway_site.gateway.tiers import admit_blocking, tighter
 from likes.ratelimit import Limit
-from tests.live import gunicorn, manage, project_env
-from tests.test_ratelimit import DEAD_REDIS
+from tests.gateway_fixtures import services_toml
+from tests.live import free_port, gunicorn, manage, project_env
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -30,9 +26,9 @@ def tiers_on(settings):
     settings.GATEWAY_RATE_ADMIN = "6/h"
     settings.GATEWAY_RATE_PROCESSING = "2/h"
     settings.GATEWAY_LOGIN_RATE = "100/h"
-    cache.clear()
-    yield settings
-    cache.clear()
+    # Counts of this test only: a store of its own.
+    settings.GATEWAY_STORE_PREFIX = f"gw-test-{uuid.uuid4().hex[:8]}:"
+    return settings
 
 
 def make_user(username, **fields):
@@ -58,9 +54,9 @@ def statuses(responses):
     return [r.status_code for r in responses]
 
 
-def as_request(ip="198.51.100.7"):
-    """A processing call as the gateway's views will see it."""
-    return RequestFactory().post("/gateway", REMOTE_ADDR=ip)
+def limit_request(*, user, processing: bool, ip="198.51.100.7"):
+    """Count one call as the gateway does; where the caller stands."""
+    return admit_blocking(store.get(), user=user, ip_bucket=ip, processing=processing)
 
 
 # --- Each tier on /users/me ------
@@ -126,11 +122,11 @@ def test_ratelimit_enable_false_switches_tiers_off(client, tiers_on):
 
 
 @pytest.mark.django_db
-def test_tiers_fail_open_when_the_cache_is_down(client, tiers_on):
+def test_tiers_fail_open_when_the_store_is_down(client, tiers_on):
     user = make_user("ada")
-    tiers_on.CACHES = DEAD_REDIS
+    tiers_on.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
 
-    limit = limit_request(as_request(), user=user, processing=True)
+    limit = limit_request(user=user, processing=True)
 
     assert limit is None
 
@@ -142,14 +138,14 @@ def test_tiers_fail_open_when_the_cache_is_down(client, tiers_on):
 def test_processing_counts_against_both_and_reports_the_tighter(tiers_on):
     user = make_user("ada")
 
-    limits = [limit_request(as_request(), user=user, processing=True) for _ in range(3)]
+    limits = [limit_request(user=user, processing=True) for _ in range(3)]
 
     # Processing (2/h) is tighter than the user's tier (4/h).
     assert [lim.policy for lim in limits] == ["gateway-processing"] * 3
     assert [lim.remaining for lim in limits] == [1, 0, 0]
     assert [lim.exceeded for lim in limits] == [False, False, True]
     # The three processing calls also used three of the tier's four.
-    after = limit_request(as_request(), user=user, processing=False)
+    after = limit_request(user=user, processing=False)
     assert (after.policy, after.remaining, after.exceeded) == (
         "gateway-authenticated",
         0,
@@ -162,7 +158,7 @@ def test_tier_exceeded_is_reported_even_when_processing_is_not(tiers_on):
     tiers_on.GATEWAY_RATE_PROCESSING = "10/h"
     user = make_user("ada")
 
-    limits = [limit_request(as_request(), user=user, processing=True) for _ in range(5)]
+    limits = [limit_request(user=user, processing=True) for _ in range(5)]
 
     assert [lim.exceeded for lim in limits] == [False] * 4 + [True]
     assert limits[-1].policy == "gateway-authenticated"
@@ -171,8 +167,8 @@ def test_tier_exceeded_is_reported_even_when_processing_is_not(tiers_on):
 
 @pytest.mark.django_db
 def test_anonymous_processing_is_limited_by_ip(tiers_on):
-    first = [limit_request(as_request(), user=None, processing=True) for _ in range(3)]
-    elsewhere = limit_request(as_request(ip="192.0.2.1"), user=None, processing=True)
+    first = [limit_request(user=None, processing=True) for _ in range(3)]
+    elsewhere = limit_request(user=None, processing=True, ip="192.0.2.1")
 
     assert [lim.exceeded for lim in first] == [False, False, True]
     assert first[-1].policy == "gateway-processing"
@@ -183,55 +179,65 @@ def test_anonymous_processing_is_limited_by_ip(tiers_on):
 def test_processing_is_per_user(tiers_on):
     ada, bob = make_user("ada"), make_user("bob")
     for _ in range(2):
-        limit_request(as_request(), user=ada, processing=True)
+        limit_request(user=ada, processing=True)
 
-    assert limit_request(as_request(), user=ada, processing=True).exceeded
-    assert not limit_request(as_request(), user=bob, processing=True).exceeded
-
-
-@gateway_view(processing=lambda request: request.method != "GET")
-def upstream_call(request):
-    """A stand-in gateway view: anonymous allowed, writes are processing."""
-    user = request_user(request)
-    return json_response({"user": user.get_username() if user else None})
+    assert limit_request(user=ada, processing=True).exceeded
+    assert not limit_request(user=bob, processing=True).exceeded
 
 
-@pytest.mark.django_db
-def test_gateway_view_counts_writes_as_processing(tiers_on):
-    factory = RequestFactory()
+@pytest.mark.django_db(transaction=True)
+def test_the_proxy_counts_writes_as_processing(gw, gateway, upstreams, tiers_on):
+    name = gateway([upstreams().url])
 
-    def call(method):
-        return upstream_call(factory.generic(method, "/x", REMOTE_ADDR="192.0.2.9"))
-
-    writes = [call("POST"), call("POST")]
-    read = call("GET")
-    third_write = call("POST")
+    writes = [gw.post(f"/services/{name}/x"), gw.post(f"/services/{name}/x")]
+    read = gw.get(f"/services/{name}/x?cc=no-store")
+    third_write = gw.post(f"/services/{name}/x")
 
     assert statuses(writes) == [200, 200]
     # Processing (2/h) is the tighter limit on a write...
-    assert writes[0]["RateLimit-Policy"] == '"gateway-processing";q=2;w=3600'
-    assert writes[1]["X-RateLimit-Remaining"] == "0"
+    assert writes[0].headers["RateLimit-Policy"] == '"gateway-processing";q=2;w=3600'
+    assert writes[1].headers["X-RateLimit-Remaining"] == "0"
     # ...a read is not processing, but the writes used the anonymous tier too.
     assert read.status_code == HTTPStatus.OK
-    assert read["RateLimit-Policy"] == '"gateway-anonymous";q=3;w=3600'
-    assert read["X-RateLimit-Remaining"] == "0"
+    assert read.headers["RateLimit-Policy"] == '"gateway-anonymous";q=3;w=3600'
+    assert read.headers["X-RateLimit-Remaining"] == "0"
     assert third_write.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert third_write.json()["code"] == "rate_limited"
 
 
-@pytest.mark.django_db
-def test_gateway_view_passes_the_user_and_refuses_bad_tokens(client, tiers_on):
+@pytest.mark.django_db(transaction=True)
+def test_the_data_plane_tiers_users_and_refuses_bad_tokens(
+    client, gw, gateway, upstreams, tiers_on
+):
+    name = gateway([upstreams().url])
     make_user("ada")
     token = token_for(client, "ada")
-    factory = RequestFactory()
 
-    ok = upstream_call(factory.get("/", HTTP_AUTHORIZATION=f"Bearer {token}"))
-    bad = upstream_call(factory.get("/", HTTP_AUTHORIZATION="Bearer x.y.z"))
+    ok = gw.get(f"/services/{name}/x", headers={"Authorization": f"Bearer {token}"})
+    bad = gw.get(f"/services/{name}/x", headers={"Authorization": "Bearer x.y.z"})
 
-    assert json.loads(ok.content) == {"user": "ada"}
-    assert ok["RateLimit-Policy"].startswith('"gateway-authenticated"')
+    assert ok.status_code == HTTPStatus.OK
+    assert ok.headers["RateLimit-Policy"].startswith('"gateway-authenticated"')
     assert bad.status_code == HTTPStatus.UNAUTHORIZED
-    assert bad["WWW-Authenticate"].startswith("Bearer")
-    assert bad["RateLimit-Policy"].startswith('"gateway-anonymous"')
+    assert bad.headers["WWW-Authenticate"].startswith("Bearer")
+    assert bad.headers["RateLimit-Policy"].startswith('"gateway-anonymous"')
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_envelope_is_processing_and_needs_a_token(
+    client, gw, gateway, upstreams, tiers_on
+):
+    name = gateway([upstreams().url])
+    make_user("ada")
+    auth = {"Authorization": f"Bearer {token_for(client, 'ada')}"}
+    body = {"service_name": name, "endpoint": "/x"}
+
+    calls = [gw.post("/gateway", json=body, headers=auth) for _ in range(3)]
+    anonymous = gw.post("/gateway", json=body)
+
+    assert statuses(calls) == [200, 200, 429]
+    assert calls[0].headers["RateLimit-Policy"] == '"gateway-processing";q=2;w=3600'
+    assert anonymous.status_code == HTTPStatus.UNAUTHORIZED
 
 
 def test_tighter_prefers_exceeded_then_fewest_remaining():
@@ -281,63 +287,64 @@ def hammer(url: str, *, headers: dict, total: int, concurrency: int) -> Counter:
         return Counter(pool.map(lambda _: client.get(url).status_code, range(total)))
 
 
-def run_tiers_across_workers(tmp_path, **env_overrides):
+def run_tiers_across_workers(tmp_path, upstream, **env_overrides):
+    services = tmp_path / "services.toml"
+    services.write_text(services_toml("echo", [upstream.url]))
     env = project_env(
         DATA_DIR=str(tmp_path),
         RATELIMIT_ENABLE="true",
         GATEWAY_RATE_ANONYMOUS="25/h",
         GATEWAY_RATE_AUTHENTICATED="30/h",
+        GATEWAY_SERVICES_FILE=str(services),
+        # Counts of this run only, in Redis too.
+        GATEWAY_STORE_PREFIX=f"gw-test-{uuid.uuid4().hex[:8]}:",
         **env_overrides,
     )
     manage("migrate", "--noinput", env=env)
     manage("shell", "-c", CREATE_USER.format(password=PASSWORD), env=env)
 
     with gunicorn(env, workers=2) as server:
-        url = f"{server.base_url}/users/me"
         token = httpx.post(
             f"{server.base_url}/token",
             data={"username": "ada", "password": PASSWORD},
             timeout=30,
         ).json()["access_token"]
-        anonymous = hammer(url, headers={}, total=60, concurrency=8)
+        bearer = {"Authorization": f"Bearer {token}"}
+        # Django's /users/me and the data plane's proxy count in one tier.
+        anonymous = hammer(
+            f"{server.base_url}/users/me", headers={}, total=30, concurrency=8
+        ) + hammer(
+            f"{server.base_url}/services/echo/x?cc=no-store",
+            headers={},
+            total=30,
+            concurrency=8,
+        )
         user = hammer(
-            url, headers={"Authorization": f"Bearer {token}"}, total=60, concurrency=8
+            f"{server.base_url}/users/me", headers=bearer, total=30, concurrency=8
+        ) + hammer(
+            f"{server.base_url}/services/echo/x?cc=no-store",
+            headers=bearer,
+            total=30,
+            concurrency=8,
         )
     return anonymous, user
 
 
 @pytest.mark.live
-def test_tiers_are_exact_across_gunicorn_workers(tmp_path):
-    anonymous, user = run_tiers_across_workers(tmp_path)
+def test_tiers_are_exact_across_gunicorn_workers(tmp_path, upstreams):
+    anonymous, user = run_tiers_across_workers(tmp_path, upstreams())
 
     assert anonymous == {401: 25, 429: 35}
     assert user == {200: 30, 429: 30}
 
 
-@pytest.fixture
-def served_redis(redis_url):
-    """REDIS_URL, without the served project's rate-limit counters before or after.
-
-    The served project keys them under the prefix "gateway"; hour windows
-    would otherwise carry counts over from an earlier run.
-    """
-    url = redis_url
-    client = redis.Redis.from_url(url)
-
-    def purge():
-        stale = list(client.scan_iter("gateway:*:rl:*"))
-        if stale:
-            client.delete(*stale)
-
-    purge()
-    yield url
-    purge()
-    client.close()
-
-
 @pytest.mark.live
-def test_tiers_are_exact_across_gunicorn_workers_with_redis(tmp_path, served_redis):
-    anonymous, user = run_tiers_across_workers(tmp_path, REDIS_URL=served_redis)
+def test_tiers_are_exact_across_gunicorn_workers_with_redis(
+    tmp_path, upstreams, redis_url
+):
+    anonymous, user = run_tiers_across_workers(
+        tmp_path, upstreams(), REDIS_URL=redis_url
+    )
 
     assert anonymous == {401: 25, 429: 35}
     assert user == {200: 30, 429: 30}

@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from tests.gateway_fixtures import services_toml
 from tests.live import BASE_DIR, gunicorn, manage, project_env
 
 
@@ -119,6 +120,49 @@ def test_gunicorn_workers_export_request_spans_over_otlp(tmp_path, receiver):
 
 
 @pytest.mark.live
+def test_a_proxied_call_is_one_trace_from_the_gateway_to_the_service(
+    tmp_path, receiver, upstreams
+):
+    up = upstreams()
+    services = tmp_path / "services.toml"
+    services.write_text(services_toml("traced", [up.url]))
+    env = project_env(
+        DATA_DIR=str(tmp_path),
+        GATEWAY_SERVICES_FILE=str(services),
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        OTEL_BSP_SCHEDULE_DELAY="100",
+    )
+    manage("migrate", "--noinput", env=env)
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+    with gunicorn(env, workers=1) as server:
+        response = httpx.get(
+            f"{server.base_url}/services/traced/work",
+            headers={"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"},
+            timeout=10,
+        )
+        server_spans = receiver.wait_for(
+            lambda s: s.kind == s.SPAN_KIND_SERVER and s.name.startswith("GET /serv")
+        )
+        # Not the health probes' spans: the call made for this request.
+        client_spans = receiver.wait_for(
+            lambda s: s.kind == s.SPAN_KIND_CLIENT and s.trace_id.hex() == caller_trace
+        )
+
+    assert response.status_code == HTTPStatus.OK
+    sent = up.received[-1]["headers"]["traceparent"]
+    # The caller's trace continues: the gateway's spans and the service's
+    # request belong to it.
+    assert sent.split("-")[1] == caller_trace
+    assert server_spans[0][1].trace_id.hex() == caller_trace
+    assert server_spans[0][1].name == "GET /services/traced/work"
+    (client,) = client_spans
+    assert client[1].parent_span_id == server_spans[0][1].span_id
+    assert sent.split("-")[2] == client[1].span_id.hex()
+    assert up.received[-1]["headers"].get_list("traceparent") == [sent]
+
+
+@pytest.mark.live
 def test_the_service_name_is_configurable(tmp_path, receiver):
     env = project_env(
         DATA_DIR=str(tmp_path),
@@ -139,15 +183,21 @@ def test_the_service_name_is_configurable(tmp_path, receiver):
 
 
 OUTGOING = """
-import json, sys, httpx, django
+import asyncio, json, sys, aiohttp, django
 django.setup()
 from gateway_site.observability import setup_tracing, shutdown_tracing
 from opentelemetry import trace
 
 assert setup_tracing()
 import logging
+
+async def call():
+    async with aiohttp.ClientSession() as session:
+        async with session.get(sys.argv[1]) as response:
+            await response.read()
+
 with trace.get_tracer("test").start_as_current_span("handling") as span:
-    httpx.get(sys.argv[1], timeout=5)
+    asyncio.run(call())
     trace_id = format(span.get_span_context().trace_id, "032x")
     logging.getLogger("gateway_site.test").warning("inside the span")
 shutdown_tracing()
@@ -155,7 +205,7 @@ print(json.dumps({"trace_id": trace_id}))
 """
 
 
-def test_outgoing_httpx_calls_carry_the_trace_context(tmp_path, receiver):
+def test_outgoing_upstream_calls_carry_the_trace_context(tmp_path, receiver):
     seen = []
 
     class Upstream(BaseHTTPRequestHandler):

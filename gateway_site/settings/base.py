@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     # Local
     "likes",
     "gateway_site",
+    "gateway_site.gateway",
 ]
 
 MIDDLEWARE = [
@@ -297,7 +298,7 @@ LIKES_DEDUPE = env.bool("LIKES_DEDUPE", default=True)
 # answer (gateway_site/fastpath.py); off sends every request through Django.
 LIKES_FAST_READS = env.bool("LIKES_FAST_READS", default=True)
 
-# --- API gateway (gateway_site/upstream) -----------------------------------
+# --- API gateway (gateway_site/gateway) -------------------------------------
 # Upstream services are declared in a TOML file; <SERVICE>_URL variables
 # override their URLs (comma-separated for replicas). See README.md.
 
@@ -306,6 +307,12 @@ GATEWAY_SERVICES_FILE = resolve_path(
 )
 GATEWAY_MAX_BODY_SIZE = env.int("GATEWAY_MAX_BODY_SIZE", default=10 * 1024 * 1024)
 GATEWAY_CONNECT_TIMEOUT = env.float("GATEWAY_CONNECT_TIMEOUT", default=5.0)
+# Upstream calls in flight at once per instance, all services together; each
+# service may have its own max_concurrent in the services file. Over it: 503.
+GATEWAY_MAX_CONCURRENT = env.int("GATEWAY_MAX_CONCURRENT", default=4096)
+# Prefix of the gateway's keys in Redis (or the embedded store): two
+# deployments sharing one Redis database keep apart with their own prefixes.
+GATEWAY_STORE_PREFIX = env.str("GATEWAY_STORE_PREFIX", default="gw:")
 
 # --- Rate limiting (django-ratelimit) ---------------------------------------
 
@@ -316,7 +323,7 @@ ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="5/m")
 
 # --- Gateway: JWT authentication and rate-limit tiers ----------------------
 # Unset JWT_SECRET_KEY: HMAC tokens are signed with a key derived from
-# DJANGO_SECRET_KEY (gateway_site/auth.py), never a built-in value.
+# DJANGO_SECRET_KEY (gateway_site/gateway/conf.py), never a built-in value.
 
 JWT_SECRET_KEY = env.str("JWT_SECRET_KEY", default="")
 JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
@@ -329,7 +336,7 @@ GATEWAY_RATE_AUTHENTICATED = env.str("GATEWAY_RATE_AUTHENTICATED", default="1000
 GATEWAY_RATE_ADMIN = env.str("GATEWAY_RATE_ADMIN", default="10000/h")
 GATEWAY_RATE_PROCESSING = env.str("GATEWAY_RATE_PROCESSING", default="50/h")
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append(
-    "gateway_site.auth.add_openapi_paths"
+    "gateway_site.gateway.views.add_openapi_paths"
 )
 
 # --- Logging, metrics, tracing (README.md "Observability") -------------------

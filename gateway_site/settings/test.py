@@ -3,6 +3,8 @@
 import atexit
 import shutil
 import tempfile
+import uuid
+from pathlib import Path
 
 from gateway_site.settings.base import *  # noqa: F403
 from gateway_site.settings.base import CACHES, REDIS_URL
@@ -25,3 +27,8 @@ else:
     # The same on-disk cache as the embedded default, in a throwaway directory.
     CACHES["default"]["LOCATION"] = tempfile.mkdtemp(prefix="likes-test-cache-")
     atexit.register(shutil.rmtree, CACHES["default"]["LOCATION"], ignore_errors=True)
+# The gateway's shared store: a throwaway DATA_DIR for the embedded default,
+# keys of this run only in Redis.
+DATA_DIR = Path(tempfile.mkdtemp(prefix="likes-test-data-"))
+atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
+GATEWAY_STORE_PREFIX = f"gw-test-{uuid.uuid4().hex[:8]}:"

@@ -389,7 +389,7 @@ def main(argv=None):
         ),
         "project": (gunicorn, {**common, "DATA_DIR": str(project_dir)}),
         "ceiling": (
-            [*gunicorn, "tests.benchmarks.ceiling_app:app"],
+            [*gunicorn, "-k", "sync", "tests.benchmarks.ceiling_app:app"],
             {**common, "DATA_DIR": str(ceiling_dir)},
         ),
     }

@@ -3,21 +3,22 @@
 simplejwt reads its own settings once, at import: token lifetimes are class
 attributes, the signing backend is a module-level singleton, and its modules
 keep the settings object they imported even after ``override_settings``
-reloads it. These subclasses read gateway_site.auth.jwt_conf when used
+reloads it. These subclasses read gateway_site.gateway.conf when used
 instead. This module is imported on first use, never at start: simplejwt's
 settings module reads SECRET_KEY at import, which would turn a missing
 DJANGO_SECRET_KEY into a crash rather than the gateway_site.E001 check.
+Tokens are verified by gateway_site.gateway.auth, with the same checks.
 """
 
 from functools import lru_cache
 
 import jwt
 from rest_framework_simplejwt.backends import TokenBackend
-from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.serializers import TokenObtainSerializer
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from gateway_site.auth import AUTH_CLAIM, HMAC_KEY_BYTES, Unauthorized, jwt_conf
+from gateway_site.gateway.auth import AUTH_CLAIM, HMAC_KEY_BYTES
+from gateway_site.gateway.conf import conf
 
 
 @lru_cache(maxsize=8)
@@ -39,13 +40,13 @@ class GatewayTokenMixin:
         return token
 
     def get_token_backend(self) -> TokenBackend:
-        return backend(jwt_conf.ALGORITHM, jwt_conf.SIGNING_KEY)
+        return backend(conf.JWT_ALGORITHM, conf.JWT_SIGNING_KEY)
 
 
 class GatewayAccessToken(GatewayTokenMixin, AccessToken):
     @property
     def lifetime(self):
-        return jwt_conf.ACCESS_TOKEN_LIFETIME
+        return conf.ACCESS_TOKEN_LIFETIME
 
 
 class GatewayRefreshToken(GatewayTokenMixin, RefreshToken):
@@ -53,17 +54,7 @@ class GatewayRefreshToken(GatewayTokenMixin, RefreshToken):
 
     @property
     def lifetime(self):
-        return jwt_conf.REFRESH_TOKEN_LIFETIME
-
-
-def verified(token_class, raw: str):
-    """Decode and verify ``raw`` as a ``token_class`` token, or raise Unauthorized."""
-    try:
-        return token_class(raw)
-    except ExpiredTokenError:
-        raise Unauthorized("Token is expired.", code="token_expired") from None
-    except TokenError:
-        raise Unauthorized("Token is invalid.", code="token_not_valid") from None
+        return conf.REFRESH_TOKEN_LIFETIME
 
 
 class LoginSerializer(TokenObtainSerializer):

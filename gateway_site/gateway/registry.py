@@ -2,17 +2,17 @@
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway_site.checks import configured_timeout
-from gateway_site.upstream import config as config_module
-from gateway_site.upstream.balancer import Balancer
-from gateway_site.upstream.breaker import Breaker
-from gateway_site.upstream.conf import conf
-from gateway_site.upstream.health import Prober
-from gateway_site.upstream.retry import budget
+from gateway_site.gateway import config as config_module
+from gateway_site.gateway import store as store_module
+from gateway_site.gateway.balancer import Balancer
+from gateway_site.gateway.breaker import Breaker
+from gateway_site.gateway.conf import conf
+from gateway_site.gateway.retry import budget
+from gateway_site.server import configured_timeout, configured_workers
 
 
 @dataclass(slots=True)
@@ -20,6 +20,18 @@ class Upstream:
     service: config_module.Service
     balancer: Balancer
     breaker: Breaker
+    # Calls in flight from this process, against its share of max_concurrent.
+    in_flight: int = 0
+    limit: int | None = None
+    # aiohttp sessions, one per event loop (created in the loop).
+    sessions: dict = field(default_factory=dict)
+
+
+def share(limit: int | None, workers: int) -> int | None:
+    """This process's part of an instance-wide limit: split evenly, at least 1."""
+    if limit is None:
+        return None
+    return max(-(-limit // max(workers, 1)), 1)
 
 
 class Registry:
@@ -28,29 +40,26 @@ class Registry:
         self.pid = os.getpid()
         self.config = cfg
         self.budget = budget(worker_timeout)
+        self.store = store_module.get()
+        workers = configured_workers()
+        self.in_flight = 0
+        self.limit = share(conf.MAX_CONCURRENT, workers)
         self.upstreams = {
             name: Upstream(
                 service=service,
                 balancer=Balancer(name, service.urls, service.eject_time),
                 breaker=Breaker(
                     name,
+                    store=self.store,
                     threshold=service.failure_threshold,
                     recovery=service.recovery_timeout,
                     # The probe is one try; its token outlives it a little.
                     probe_ttl=min(service.timeout, self.budget) + 1,
                 ),
+                limit=share(service.max_concurrent, workers),
             )
             for name, service in cfg.services.items()
         }
-        self.prober = Prober(self)
-        self._prober_lock = threading.Lock()
-
-    def start_prober(self):
-        if self.prober.is_alive() or self.prober.stopped.is_set():
-            return
-        with self._prober_lock:
-            if not self.prober.is_alive() and not self.prober.stopped.is_set():
-                self.prober.start()
 
 
 _lock = threading.Lock()
@@ -71,11 +80,8 @@ def get() -> Registry:
                     raise ImproperlyConfigured(
                         "; ".join(f"{p.where}: {p.message}" for p in problems)
                     )
-                if current is not None and current.pid == os.getpid():
-                    current.prober.stop()
                 current = Registry(path, cfg, configured_timeout())
                 _current = current
-    current.start_prober()
     return current
 
 
@@ -83,6 +89,4 @@ def reset() -> None:
     """Forget the registry (tests, or after changing <SERVICE>_URL in-process)."""
     global _current
     with _lock:
-        if _current is not None:
-            _current.prober.stop()
         _current = None

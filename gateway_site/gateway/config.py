@@ -23,6 +23,8 @@ SERVICE_FIELDS = frozenset(
         "health_endpoint",
         "circuit_breaker",
         "eject_time",
+        "max_concurrent",
+        "max_connections",
     }
 )
 BREAKER_FIELDS = frozenset({"failure_threshold", "recovery_timeout"})
@@ -41,6 +43,11 @@ class Service:
     # Seconds a replica that failed stays out of rotation unless a probe of its
     # health endpoint re-admits it first.
     eject_time: float
+    # Calls to this service in flight at once per instance (None: only the
+    # gateway-wide GATEWAY_MAX_CONCURRENT); over it, a fast 503 service_busy.
+    max_concurrent: int | None = None
+    # Open connections to each replica (None: as many as calls in flight).
+    max_connections: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +162,10 @@ def _service(name, raw, environ, problems) -> Service | None:
     threshold = value("failure_threshold", integer=True, table=breaker)
     recovery = value("recovery_timeout", table=breaker)
     eject_time = value("eject_time", default=30)
+    limits = {
+        key: value(key, integer=True) if key in raw else None
+        for key in ("max_concurrent", "max_connections")
+    }
     health = raw.get("health_endpoint", "/health")
     if not isinstance(health, str) or not health.startswith("/") or "//" in health:
         problems.append(
@@ -174,6 +185,7 @@ def _service(name, raw, environ, problems) -> Service | None:
         failure_threshold=threshold,
         recovery_timeout=float(recovery),
         eject_time=float(eject_time),
+        **limits,
     )
 
 

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 
-logger = logging.getLogger("gateway_site.upstream.balancer")
+logger = logging.getLogger("gateway_site.gateway.balancer")
 
 
 class Balancer:

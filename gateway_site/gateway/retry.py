@@ -18,9 +18,12 @@ def budget(worker_timeout: float) -> float:
     return max(worker_timeout - BUDGET_MARGIN, worker_timeout / 2, 1.0)
 
 
-def may_retry(method: str, headers) -> bool:
-    """Idempotent methods, or a POST/PATCH the client marked with Idempotency-Key."""
-    return method in IDEMPOTENT_METHODS or bool(headers.get("Idempotency-Key"))
+def may_retry(method: str, headers: dict[str, str]) -> bool:
+    """Idempotent methods, or a POST/PATCH the client marked with Idempotency-Key.
+
+    ``headers``: the request's, by lower-case name.
+    """
+    return method in IDEMPOTENT_METHODS or bool(headers.get("idempotency-key"))
 
 
 def backoff(attempt: int, base: float) -> float:

@@ -1,0 +1,179 @@
+"""Numbers shared by every process on this machine: counters, timestamps, tokens.
+
+The embedded default has no Redis, yet rate limits and circuit breakers must
+add up across all gunicorn workers (and the gateway's data plane). Counting in
+the on-disk cache costs a SQLite write transaction per request; this table
+costs two ``fcntl`` calls: it is a file in ``DATA_DIR`` mapped into memory
+(``MAP_SHARED``), whose fixed-size slots each hold a key digest, an expiry time
+and a number. A key hashes to one stripe of slots; the stripe is locked (a
+byte-range lock on the file, which excludes other processes, plus a thread
+lock, which excludes other threads of this one) while a slot is read and
+written. The file is allocated in full when created (``posix_fallocate``), so
+a full disk can never turn a write into SIGBUS.
+
+Values are 64-bit floats: counts are exact up to 2**53. A key that finds its
+stripe full takes the slot that expires soonest: with the default size (4,096
+stripes of 16 slots, 2 MB) that takes 17 live keys hashing to one stripe, and
+costs one counter its history (a rate limit that forgets, never one
+that refuses wrongly).
+"""
+
+import fcntl
+import hashlib
+import mmap
+import os
+import struct
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+# digest (16 bytes), expires at (unix seconds, 0: empty), value
+SLOT = struct.Struct("<16sdd")
+STRIPES = 4096
+EMPTY = bytes(16)
+
+
+class SharedTable:
+    """A fixed-size table of numbers with expiries in a shared, mapped file."""
+
+    def __init__(self, path: Path, *, slots_per_stripe: int = 16):
+        self.path = Path(path)
+        self.slots_per_stripe = slots_per_stripe
+        self.stripe_bytes = slots_per_stripe * SLOT.size
+        size = STRIPES * self.stripe_bytes
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_size < size:
+                # Real blocks, not a sparse file: no SIGBUS on a full disk later.
+                os.posix_fallocate(fd, 0, size)
+            self._map = mmap.mmap(fd, size, mmap.MAP_SHARED)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._thread_lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self):
+        self._thread_lock = threading.Lock()
+
+    @contextmanager
+    def _stripe(self, digest: bytes):
+        stripe = int.from_bytes(digest[:2], "little") % STRIPES
+        with self._thread_lock:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX, 1, stripe)
+            try:
+                yield stripe * self.stripe_bytes
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, stripe)
+
+    def _find(self, base: int, digest: bytes, now: float) -> tuple[int, bool]:
+        """(offset, live): the key's live slot, else the slot to take for it."""
+        free = None
+        soonest, soonest_at = base, float("inf")
+        stripe = self._map[base : base + self.stripe_bytes]
+        for index, (key, expires, _) in enumerate(SLOT.iter_unpack(stripe)):
+            offset = base + index * SLOT.size
+            if key == digest and expires > now:
+                return offset, True
+            if expires <= now:
+                if free is None:
+                    free = offset
+            elif expires < soonest_at:
+                soonest, soonest_at = offset, expires
+        return (soonest if free is None else free), False
+
+    @staticmethod
+    def digest(key: str | bytes) -> bytes:
+        raw = key.encode() if isinstance(key, str) else key
+        digest = hashlib.blake2b(raw, digest_size=16).digest()
+        return digest if digest != EMPTY else b"\x01" + digest[1:]
+
+    def hit(self, key: str | bytes, ttl: float, amount: float = 1) -> float:
+        """Add ``amount`` to a counter that starts at 0 and lives ``ttl`` seconds."""
+        digest = self.digest(key)
+        now = time.time()
+        with self._stripe(digest) as base:
+            offset, live = self._find(base, digest, now)
+            if live:
+                _, expires, value = SLOT.unpack_from(self._map, offset)
+                value += amount
+            else:
+                expires, value = now + ttl, amount
+            SLOT.pack_into(self._map, offset, digest, expires, value)
+        return value
+
+    def get(self, key: str | bytes) -> float | None:
+        digest = self.digest(key)
+        with self._stripe(digest) as base:
+            offset, live = self._find(base, digest, time.time())
+            return SLOT.unpack_from(self._map, offset)[2] if live else None
+
+    def get_with_expiry(self, key: str | bytes) -> tuple[float, float] | None:
+        """(value, expires at) of a live key, or None."""
+        digest = self.digest(key)
+        with self._stripe(digest) as base:
+            offset, live = self._find(base, digest, time.time())
+            if not live:
+                return None
+            _, expires, value = SLOT.unpack_from(self._map, offset)
+            return value, expires
+
+    def set(self, key: str | bytes, value: float, ttl: float) -> None:
+        digest = self.digest(key)
+        now = time.time()
+        with self._stripe(digest) as base:
+            offset, _ = self._find(base, digest, now)
+            SLOT.pack_into(self._map, offset, digest, now + ttl, value)
+
+    def add(self, key: str | bytes, value: float, ttl: float) -> bool:
+        """Set ``key`` only when it is not live; whether it was set."""
+        digest = self.digest(key)
+        now = time.time()
+        with self._stripe(digest) as base:
+            offset, live = self._find(base, digest, now)
+            if live:
+                return False
+            SLOT.pack_into(self._map, offset, digest, now + ttl, value)
+            return True
+
+    def incr(self, key: str | bytes, amount: float = 1) -> float | None:
+        """Add to a live key, keeping its expiry; None when it is not live."""
+        digest = self.digest(key)
+        with self._stripe(digest) as base:
+            offset, live = self._find(base, digest, time.time())
+            if not live:
+                return None
+            _, expires, value = SLOT.unpack_from(self._map, offset)
+            value += amount
+            SLOT.pack_into(self._map, offset, digest, expires, value)
+            return value
+
+    def delete(self, key: str | bytes) -> bool:
+        digest = self.digest(key)
+        with self._stripe(digest) as base:
+            offset, live = self._find(base, digest, time.time())
+            if live:
+                SLOT.pack_into(self._map, offset, EMPTY, 0.0, 0.0)
+            return live
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
+_tables: dict[tuple[int, Path], SharedTable] = {}
+_tables_lock = threading.Lock()
+
+
+def table(path: Path) -> SharedTable:
+    """The table at ``path``, opened once per process."""
+    key = (os.getpid(), Path(path))
+    found = _tables.get(key)
+    if found is None:
+        with _tables_lock:
+            found = _tables.get(key)
+            if found is None:
+                found = _tables[key] = SharedTable(path)
+    return found
