@@ -25,7 +25,6 @@ import os
 import struct
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 # digest (16 bytes), expires at (unix seconds, 0: empty), value
@@ -58,15 +57,28 @@ class SharedTable:
     def _after_fork(self):
         self._thread_lock = threading.Lock()
 
-    @contextmanager
-    def _stripe(self, digest: bytes):
+    def _locate(self, key: str | bytes) -> tuple[bytes, int, int]:
+        """(digest, stripe, first byte of the stripe) of a key."""
+        raw = key.encode() if isinstance(key, str) else key
+        digest = hashlib.blake2b(raw, digest_size=16).digest()
+        if digest == EMPTY:
+            digest = b"\x01" + digest[1:]
         stripe = int.from_bytes(digest[:2], "little") % STRIPES
-        with self._thread_lock:
+        return digest, stripe, stripe * self.stripe_bytes
+
+    def _lock(self, stripe: int) -> None:
+        self._thread_lock.acquire()
+        try:
             fcntl.lockf(self._fd, fcntl.LOCK_EX, 1, stripe)
-            try:
-                yield stripe * self.stripe_bytes
-            finally:
-                fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, stripe)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def _unlock(self, stripe: int) -> None:
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, stripe)
+        finally:
+            self._thread_lock.release()
 
     def _find(self, base: int, digest: bytes, now: float) -> tuple[int, bool]:
         """(offset, live): the key's live slot, else the slot to take for it."""
@@ -84,17 +96,12 @@ class SharedTable:
                 soonest, soonest_at = offset, expires
         return (soonest if free is None else free), False
 
-    @staticmethod
-    def digest(key: str | bytes) -> bytes:
-        raw = key.encode() if isinstance(key, str) else key
-        digest = hashlib.blake2b(raw, digest_size=16).digest()
-        return digest if digest != EMPTY else b"\x01" + digest[1:]
-
     def hit(self, key: str | bytes, ttl: float, amount: float = 1) -> float:
         """Add ``amount`` to a counter that starts at 0 and lives ``ttl`` seconds."""
-        digest = self.digest(key)
+        digest, stripe, base = self._locate(key)
         now = time.time()
-        with self._stripe(digest) as base:
+        self._lock(stripe)
+        try:
             offset, live = self._find(base, digest, now)
             if live:
                 _, expires, value = SLOT.unpack_from(self._map, offset)
@@ -102,46 +109,56 @@ class SharedTable:
             else:
                 expires, value = now + ttl, amount
             SLOT.pack_into(self._map, offset, digest, expires, value)
+        finally:
+            self._unlock(stripe)
         return value
-
-    def get(self, key: str | bytes) -> float | None:
-        digest = self.digest(key)
-        with self._stripe(digest) as base:
-            offset, live = self._find(base, digest, time.time())
-            return SLOT.unpack_from(self._map, offset)[2] if live else None
 
     def get_with_expiry(self, key: str | bytes) -> tuple[float, float] | None:
         """(value, expires at) of a live key, or None."""
-        digest = self.digest(key)
-        with self._stripe(digest) as base:
+        digest, stripe, base = self._locate(key)
+        self._lock(stripe)
+        try:
             offset, live = self._find(base, digest, time.time())
             if not live:
                 return None
             _, expires, value = SLOT.unpack_from(self._map, offset)
             return value, expires
+        finally:
+            self._unlock(stripe)
+
+    def get(self, key: str | bytes) -> float | None:
+        found = self.get_with_expiry(key)
+        return None if found is None else found[0]
 
     def set(self, key: str | bytes, value: float, ttl: float) -> None:
-        digest = self.digest(key)
+        digest, stripe, base = self._locate(key)
         now = time.time()
-        with self._stripe(digest) as base:
+        self._lock(stripe)
+        try:
             offset, _ = self._find(base, digest, now)
             SLOT.pack_into(self._map, offset, digest, now + ttl, value)
+        finally:
+            self._unlock(stripe)
 
     def add(self, key: str | bytes, value: float, ttl: float) -> bool:
         """Set ``key`` only when it is not live; whether it was set."""
-        digest = self.digest(key)
+        digest, stripe, base = self._locate(key)
         now = time.time()
-        with self._stripe(digest) as base:
+        self._lock(stripe)
+        try:
             offset, live = self._find(base, digest, now)
             if live:
                 return False
             SLOT.pack_into(self._map, offset, digest, now + ttl, value)
             return True
+        finally:
+            self._unlock(stripe)
 
     def incr(self, key: str | bytes, amount: float = 1) -> float | None:
         """Add to a live key, keeping its expiry; None when it is not live."""
-        digest = self.digest(key)
-        with self._stripe(digest) as base:
+        digest, stripe, base = self._locate(key)
+        self._lock(stripe)
+        try:
             offset, live = self._find(base, digest, time.time())
             if not live:
                 return None
@@ -149,14 +166,19 @@ class SharedTable:
             value += amount
             SLOT.pack_into(self._map, offset, digest, expires, value)
             return value
+        finally:
+            self._unlock(stripe)
 
     def delete(self, key: str | bytes) -> bool:
-        digest = self.digest(key)
-        with self._stripe(digest) as base:
+        digest, stripe, base = self._locate(key)
+        self._lock(stripe)
+        try:
             offset, live = self._find(base, digest, time.time())
             if live:
                 SLOT.pack_into(self._map, offset, EMPTY, 0.0, 0.0)
             return live
+        finally:
+            self._unlock(stripe)
 
     def close(self) -> None:
         self._map.close()

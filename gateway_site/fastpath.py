@@ -31,7 +31,6 @@ import logging
 import re
 from time import perf_counter
 from urllib.parse import urlsplit
-from uuid import uuid4
 
 from corsheaders.conf import conf as cors
 from corsheaders.middleware import CorsMiddleware
@@ -51,8 +50,9 @@ from django.middleware.security import SecurityMiddleware
 from django.urls import Resolver404, resolve
 from django.utils.log import log_response
 
+from gateway_site.http import request_id
 from gateway_site.logs import current_request
-from gateway_site.middleware import SecurityHeadersMiddleware, _valid_request_id
+from gateway_site.middleware import SecurityHeadersMiddleware
 from likes import views
 from likes.http import JSON_PARAMS
 from likes.models import Post
@@ -204,10 +204,7 @@ class FastReads:
         if check_request_enabled.receivers:
             return None  # connected since start: Django asks them
         started = perf_counter()
-        request_id = env.get("HTTP_X_REQUEST_ID")
-        if request_id is None or not _valid_request_id(request_id):
-            request_id = uuid4().hex
-        request.request_id = request_id
+        request.request_id = request_id(env.get("HTTP_X_REQUEST_ID"))
         metrics = self.metrics
         send(request_started, self.on_started, environ=env)
         current_request.set(request)

@@ -29,7 +29,7 @@ PERMISSIONS_POLICY = (
 
 
 def request_id(offered: str | None) -> str:
-    """The client's request id when well-formed, else a new one."""
+    """The client's request id when well-formed, else a new uuid4 (hex)."""
     if offered is not None and _valid_request_id(offered):
         return offered
     return uuid4().hex

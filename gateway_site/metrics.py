@@ -14,7 +14,6 @@ import functools
 import ipaddress
 import os
 import re
-from contextlib import contextmanager
 from http import HTTPStatus
 
 from django.conf import settings
@@ -234,7 +233,8 @@ circuit_breaker_state = Gauge(
 )
 processing_queue_size = Gauge(
     "processing_queue_size",
-    "Calls to upstream services in progress, all workers together.",
+    "Calls to upstream services in progress, all workers together (each "
+    "worker reports its own every second).",
     multiprocess_mode="livesum",
 )
 service_health = Gauge(
@@ -259,13 +259,22 @@ OUTCOMES = frozenset(
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
 
+_upstream_children: dict = {}
+
+
 def observe_upstream(service: str, outcome: str, seconds: float | None = None):
     """Count one upstream call; ``seconds`` when it got an answer or timed out."""
-    if outcome not in OUTCOMES:
-        raise ValueError(f"Unknown upstream outcome {outcome!r}")
-    upstream_requests_total.labels(service, outcome).inc()
+    children = _upstream_children.get((service, outcome))
+    if children is None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"Unknown upstream outcome {outcome!r}")
+        children = _upstream_children[(service, outcome)] = (
+            upstream_requests_total.labels(service, outcome),
+            upstream_request_duration_seconds.labels(service),
+        )
+    children[0].inc()
     if seconds is not None:
-        upstream_request_duration_seconds.labels(service).observe(seconds)
+        children[1].observe(seconds)
 
 
 def set_breaker_state(service: str, state: str) -> None:
@@ -275,13 +284,3 @@ def set_breaker_state(service: str, state: str) -> None:
 
 def set_service_health(service: str, healthy: bool) -> None:
     service_health.labels(service).set(1 if healthy else 0)
-
-
-@contextmanager
-def upstream_call_in_progress():
-    """Count a call to an upstream service in ``processing_queue_size``."""
-    processing_queue_size.inc()
-    try:
-        yield
-    finally:
-        processing_queue_size.dec()

@@ -9,10 +9,8 @@ endpoints and saves about a fifth of the cost of every API request
 """
 
 import logging
-import re
 from time import perf_counter
 from urllib.parse import urlsplit
-from uuid import uuid4
 
 from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware
@@ -21,16 +19,31 @@ from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.signals import request_finished
 from django.middleware.csrf import CsrfViewMiddleware
 
+from gateway_site.http import ADMIN_CSP, API_CSP, PERMISSIONS_POLICY
+from gateway_site.http import request_id as make_request_id
 from gateway_site.logs import clear_request_context, current_request
 
 ADMIN_PREFIX = "/admin/"
 
 
 class AdminOnlyMixin:
+    """Run a Django middleware for the admin's requests only.
+
+    Both of its entry points: ``__call__`` and, for views, ``process_view``,
+    which Django's handler calls for every view whatever ``__call__`` did (so
+    a CSRF check would otherwise refuse every POST to a view outside the admin).
+    """
+
     def __call__(self, request):
         if not request.path_info.startswith(ADMIN_PREFIX):
             return self.get_response(request)
         return super().__call__(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        parent = getattr(super(), "process_view", None)
+        if parent is None or not request.path_info.startswith(ADMIN_PREFIX):
+            return None
+        return parent(request, view_func, view_args, view_kwargs)
 
 
 class AdminSessionMiddleware(AdminOnlyMixin, SessionMiddleware):
@@ -47,20 +60,6 @@ class AdminAuthenticationMiddleware(AdminOnlyMixin, AuthenticationMiddleware):
 
 class AdminMessageMiddleware(AdminOnlyMixin, MessageMiddleware):
     pass
-
-
-# Headers Django's SecurityMiddleware does not set. The API answers JSON only,
-# so its policy forbids everything; the admin loads its own scripts and styles.
-API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-ADMIN_CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self'; object-src 'none'; frame-ancestors 'none'; "
-    "base-uri 'self'; form-action 'self'"
-)
-PERMISSIONS_POLICY = (
-    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), "
-    "magnetometer=(), microphone=(), payment=(), usb=(), interest-cohort=()"
-)
 
 
 class SecurityHeadersMiddleware:
@@ -83,9 +82,6 @@ class SecurityHeadersMiddleware:
 
 # --- Request id, processing time, log context, request metrics ----------------
 
-# A client's request id is kept when it is short and plain (a UUID is); any
-# other value is replaced, so ids are safe to log and to forward upstream.
-_valid_request_id = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
 access_logger = logging.getLogger("gateway_site.access")
 
 
@@ -117,10 +113,9 @@ class ObservabilityMiddleware:
 
     def __call__(self, request):
         started = perf_counter()
-        request_id = request.META.get("HTTP_X_REQUEST_ID")
-        if request_id is None or not _valid_request_id(request_id):
-            request_id = uuid4().hex
-        request.request_id = request_id
+        request.request_id = request_id = make_request_id(
+            request.META.get("HTTP_X_REQUEST_ID")
+        )
         # Cleared when the response is closed (request_finished), not here:
         # Django logs 4xx/5xx answers after the middleware chain returns.
         current_request.set(request)

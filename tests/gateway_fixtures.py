@@ -179,6 +179,31 @@ class Upstream:
 
 
 def services_toml(name, urls, **overrides) -> str:
+    """A services file with one service (and the file's other tables)."""
+    values = {
+        "health_interval": 60,
+        "default_ttl": 3600,
+        "results_ttl": 86400,
+        **overrides,
+    }
+    lines = [
+        "[health]",
+        f"interval = {values.pop('health_interval')}",
+        "timeout = 1",
+        "[cache]",
+        f"default_ttl = {values.pop('default_ttl')}",
+        "max_body_size = 65536",
+        "[cache.strategies.processing_results]",
+        f"ttl = {values.pop('results_ttl')}",
+        'paths = ["/results/*"]',
+        "[cache.strategies.service_health]",
+        "ttl = 60",
+    ]
+    return "\n".join(lines) + "\n" + service_table(name, urls, **values)
+
+
+def service_table(name, urls, **overrides) -> str:
+    """The [services.<name>] table of a services file."""
     values = {
         "timeout": 5.0,
         "max_retries": 2,
@@ -190,21 +215,7 @@ def services_toml(name, urls, **overrides) -> str:
     breaker = values.pop(
         "circuit_breaker", {"failure_threshold": 3, "recovery_timeout": 1}
     )
-    lines = [
-        "[health]",
-        f"interval = {values.pop('health_interval', 60)}",
-        "timeout = 1",
-        "[cache]",
-        f"default_ttl = {values.pop('default_ttl', 3600)}",
-        "max_body_size = 65536",
-        "[cache.strategies.processing_results]",
-        f"ttl = {values.pop('results_ttl', 86400)}",
-        'paths = ["/results/*"]',
-        "[cache.strategies.service_health]",
-        "ttl = 60",
-        f"[services.{name}]",
-        f"url = {json.dumps(','.join(urls))}",
-    ]
+    lines = [f"[services.{name}]", f"url = {json.dumps(','.join(urls))}"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
     lines.append(
         "circuit_breaker = { "

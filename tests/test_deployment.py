@@ -503,8 +503,10 @@ def variables_read_by_the_project() -> set[str]:
         names |= variables_read_by(ast.parse(path.read_text(), str(path)))
     for script in (BASE_DIR / "docker").glob("*.sh"):
         names |= set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", script.read_text()))
-    # <SERVICE>_URL: one per service of the shipped gateway services file.
-    services = tomllib.loads((BASE_DIR / "gateway_site/services.toml").read_text())
+    # <SERVICE>_URL: one per service of the example gateway services file.
+    services = tomllib.loads(
+        (BASE_DIR / "gateway_site/services.example.toml").read_text()
+    )
     names |= {f"{name.upper()}_URL" for name in services["services"]}
     return names
 

@@ -3,8 +3,8 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from gateway_site.gateway.checks import check_gateway_services
-from gateway_site.gateway.conf import DEFAULT_SERVICES_FILE
-from gateway_site.gateway.config import load
+from gateway_site.gateway.conf import EXAMPLE_SERVICES_FILE
+from gateway_site.gateway.config import configured, load
 from tests.gateway_fixtures import services_toml
 
 
@@ -23,10 +23,10 @@ def errors():
     return [(e.id, e.msg) for e in check_gateway_services(None)]
 
 
-def test_the_shipped_file_declares_the_four_design_services(monkeypatch):
+def test_the_example_file_declares_the_four_design_services(monkeypatch):
     for var in ("IMAGE_PROCESSOR_URL", "ML_EMBEDDINGS_URL"):
         monkeypatch.delenv(var, raising=False)
-    config, problems = load(DEFAULT_SERVICES_FILE, {})
+    config, problems = load(EXAMPLE_SERVICES_FILE, {})
     assert problems == []
     got = {
         name: (
@@ -50,14 +50,39 @@ def test_the_shipped_file_declares_the_four_design_services(monkeypatch):
     assert {s.name: s.ttl for s in config.strategies} == {"processing_results": 86400}
 
 
-def test_the_shipped_file_passes_the_checks(settings):
-    settings.GATEWAY_SERVICES_FILE = DEFAULT_SERVICES_FILE
+def test_the_example_file_passes_the_checks(settings):
+    settings.GATEWAY_SERVICES_FILE = EXAMPLE_SERVICES_FILE
+    assert errors() == []
+
+
+def test_a_fresh_install_serves_no_service(settings):
+    settings.GATEWAY_SERVICES_FILE = None
+
+    config, problems = configured(None, {})
+
+    assert problems == []
+    assert config.services == {}
+    assert errors() == []
+
+
+def test_a_design_services_url_alone_serves_it_with_the_examples_values():
+    config, problems = configured(None, {"OCR_EXTRACTOR_URL": "http://10.0.0.4:80"})
+
+    assert problems == []
+    assert list(config.services) == ["ocr_extractor"]
+    ocr = config.services["ocr_extractor"]
+    assert (ocr.urls, ocr.timeout, ocr.max_retries) == (("http://10.0.0.4:80",), 90, 2)
+
+
+def test_a_file_with_no_service_is_valid(services_file):
+    services_file("[health]\ninterval = 30\n")
+
     assert errors() == []
 
 
 def test_env_overrides_the_url_and_commas_make_replicas():
     config, problems = load(
-        DEFAULT_SERVICES_FILE,
+        EXAMPLE_SERVICES_FILE,
         {"IMAGE_PROCESSOR_URL": "http://10.0.0.1:9000, http://10.0.0.2:9000/"},
     )
     assert problems == []

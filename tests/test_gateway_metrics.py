@@ -1,6 +1,7 @@
 """The gateway reports its upstream calls, breakers and health in /metrics."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
 import pytest
@@ -64,3 +65,23 @@ def test_service_health_is_reported(client, gateway, upstreams, alive, health):
         time.sleep(0.05)
 
     assert value(scrape(client), "service_health", service=name) == health
+
+
+def test_calls_in_flight_are_reported(client, gw, gateway, upstreams):
+    up = upstreams()
+    name = gateway([up.url], timeout=5.0)
+
+    def in_flight() -> float:
+        return value(scrape(client), "processing_queue_size")
+
+    def wait_for(expected):
+        deadline = time.monotonic() + 4
+        while in_flight() != expected:
+            assert time.monotonic() < deadline, f"never {expected}"
+            time.sleep(0.05)
+
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(gw.get, f"/services/{name}/sleep?s=2.5")
+        wait_for(1)  # reported within a second
+        assert call.result().status_code == HTTPStatus.OK
+    wait_for(0)

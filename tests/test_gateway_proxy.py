@@ -5,7 +5,7 @@ from http import HTTPStatus
 
 import pytest
 
-from gateway_site.gateway.proxy import HOP_BY_HOP
+from gateway_site.gateway.headers import HOP_BY_HOP
 
 
 def test_get_round_trips_path_query_and_headers(gw, gateway, upstreams):

@@ -273,8 +273,6 @@ def test_upstream_metrics_are_exposed(client):
     metrics.observe_upstream("image_processor", "circuit_open")
     metrics.set_breaker_state("image_processor", "half-open")
     metrics.set_service_health("ocr_extractor", False)
-    with metrics.upstream_call_in_progress():
-        during = scrape(client)
 
     after = scrape(client)
     svc = {"service": "image_processor"}
@@ -287,9 +285,7 @@ def test_upstream_metrics_are_exposed(client):
     assert value(after, count, **svc) - value(before, count, **svc) == pytest.approx(2)
     assert value(after, "circuit_breaker_state", **svc) == 1
     assert value(after, "service_health", service="ocr_extractor") == 0
-    assert value(during, "processing_queue_size") - value(
-        after, "processing_queue_size"
-    ) == pytest.approx(1)
+
 
 
 def test_unknown_upstream_outcomes_and_states_are_refused():

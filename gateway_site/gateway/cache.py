@@ -26,7 +26,7 @@ import json
 import re
 from fnmatch import fnmatchcase
 
-from gateway_site.gateway.proxy import HOP_BY_HOP
+from gateway_site.gateway.headers import HOP_BY_HOP
 
 HIT, MISS, BYPASS = "HIT", "MISS", "BYPASS"
 STATUS_HEADER = "X-Cache-Status"

@@ -137,12 +137,13 @@ SERVICES_CHECK_IDS = {
 @register()
 def check_gateway_services(app_configs, **kwargs):
     """The services file parses, and every service and field in it is valid."""
-    from gateway_site.gateway.conf import conf
-    from gateway_site.gateway.config import load
+    from gateway_site.gateway.conf import EXAMPLE_SERVICES_FILE, conf
+    from gateway_site.gateway.config import configured
     from gateway_site.gateway.retry import budget
 
     path = conf.SERVICES_FILE
-    config, problems = load(path, os.environ)
+    config, problems = configured(path, os.environ)
+    path = path or EXAMPLE_SERVICES_FILE
     errors = [
         Error(
             f"Gateway services file {path}: {problem.where} {problem.message}.",

@@ -12,7 +12,11 @@ from pathlib import Path
 
 from django.conf import settings
 
-DEFAULT_SERVICES_FILE = Path(__file__).resolve().parent.parent / "services.toml"
+# The four services of the design, with their values: served only when the
+# operator names a file (GATEWAY_SERVICES_FILE) or sets one's <NAME>_URL.
+EXAMPLE_SERVICES_FILE = (
+    Path(__file__).resolve().parent.parent / "services.example.toml"
+)
 
 # Without JWT_SECRET_KEY, HMAC tokens are signed with a key derived from
 # DJANGO_SECRET_KEY under this label: a separate key (a token signature never
@@ -29,9 +33,10 @@ class GatewaySettings:
     # --- Upstream services ---------------------------------------------------
 
     @property
-    def SERVICES_FILE(self) -> Path:  # noqa: N802
-        """The declarative services file (``GATEWAY_SERVICES_FILE``)."""
-        return Path(getattr(settings, "GATEWAY_SERVICES_FILE", DEFAULT_SERVICES_FILE))
+    def SERVICES_FILE(self) -> Path | None:  # noqa: N802
+        """The operator's services file (``GATEWAY_SERVICES_FILE``), or None."""
+        value = getattr(settings, "GATEWAY_SERVICES_FILE", None)
+        return Path(value) if value else None
 
     @property
     def MAX_BODY_SIZE(self) -> int:  # noqa: N802

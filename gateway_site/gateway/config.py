@@ -1,9 +1,12 @@
-"""Load and validate the declarative services file (gateway_site/services.toml).
+"""Load and validate the declarative services file.
 
-``load(path, environ)`` returns the parsed configuration and a list of
-problems, each naming the service and field; gateway_site.checks turns them
-into system check errors, so a bad file stops ``manage.py check`` and gunicorn
-instead of failing at request time.
+``configured(path, environ)`` returns the services the operator configured: the
+file ``GATEWAY_SERVICES_FILE`` names, or, without one, those of the example
+file (gateway_site/services.example.toml) whose ``<NAME>_URL`` is set; none on
+a fresh install. ``load(path, environ)`` parses one file. Both return the
+configuration and a list of problems, each naming the service and field;
+gateway_site.gateway.checks turns them into system check errors, so a bad file
+stops ``manage.py check`` and gunicorn instead of failing at request time.
 """
 
 import math
@@ -202,8 +205,8 @@ def parse(data: dict, environ) -> tuple[Config, list[Problem]]:
     problems: list[Problem] = []
     services = {}
     raw_services = data.get("services", {})
-    if not isinstance(raw_services, dict) or not raw_services:
-        problems.append(Problem("value", "services", "declare at least one service"))
+    if not isinstance(raw_services, dict):
+        problems.append(Problem("value", "services", "must be a table"))
         raw_services = {}
     for name, raw in raw_services.items():
         service = _service(name, raw, environ, problems)
@@ -269,4 +272,20 @@ def load(path: Path, environ) -> tuple[Config, list[Problem]]:
         return Config(), [Problem("file", str(path), f"cannot be read: {exc.strerror}")]
     except tomllib.TOMLDecodeError as exc:
         return Config(), [Problem("file", str(path), f"is not valid TOML: {exc}")]
+    return parse(data, environ)
+
+
+def configured(path: Path | None, environ) -> tuple[Config, list[Problem]]:
+    """The services the operator configured (see the module's docstring)."""
+    if path is not None:
+        return load(path, environ)
+    from gateway_site.gateway.conf import EXAMPLE_SERVICES_FILE
+
+    with open(EXAMPLE_SERVICES_FILE, "rb") as handle:
+        data = tomllib.load(handle)
+    data["services"] = {
+        name: table
+        for name, table in data.get("services", {}).items()
+        if environ.get(env_var(name), "").strip()
+    }
     return parse(data, environ)

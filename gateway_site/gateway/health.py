@@ -1,97 +1,17 @@
-"""Health of the upstream services: background probes of each replica's health endpoint.
+"""Health of the upstream services, as the data plane's probes last recorded it.
 
-A task in every worker's event loop wakes every ``[health] interval`` seconds:
-
-- it probes the replicas its balancer ejected and re-admits those whose
-  health endpoint answers 2xx again;
-- for each service, the one worker that wins the round's token in the shared
-  store probes every replica and records the result there, where ``/ready``
-  (and the admin) read it: ``/ready`` never waits on a slow service.
-
-Nothing is probed on a request's path.
+The probes run in the background (gateway_site/gateway/prober.py) and write
+each service's health to the shared store; ``/ready`` and the admin read it
+here, without ever waiting on a service.
 """
 
-import asyncio
-import contextlib
 import json
-import logging
-import time
 
-import aiohttp
-
-from gateway_site import metrics
-from gateway_site.gateway.proxy import session
 from gateway_site.gateway.store import StoreUnavailable
 
-logger = logging.getLogger("gateway_site.gateway.health")
 
-
-def _key(name: str) -> str:
+def key(name: str) -> str:
     return f"health:{name}"
-
-
-async def probe(upstream, url: str, timeout: float) -> bool:
-    try:
-        async with session(upstream).get(
-            url + upstream.service.health_endpoint,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            allow_redirects=False,
-        ) as response:
-            await response.read()
-            return 200 <= response.status < 300
-    except (aiohttp.ClientError, TimeoutError):
-        return False
-
-
-async def check_service(registry, name: str) -> dict:
-    """Probe every replica of a service; record and return its health."""
-    upstream = registry.upstreams[name]
-    timeout = registry.config.health_timeout
-    results = await asyncio.gather(
-        *(probe(upstream, url, timeout) for url in upstream.service.urls)
-    )
-    healthy = sum(results)
-    metrics.set_service_health(name, healthy > 0)
-    status = "up" if healthy == len(results) else "degraded" if healthy else "down"
-    health = {
-        "status": status,
-        "replicas": len(results),
-        "healthy": healthy,
-        "checked_at": round(time.time(), 3),
-    }
-    ttl = max(registry.config.health_ttl, 3 * registry.config.health_interval)
-    with contextlib.suppress(StoreUnavailable):
-        await registry.store.aset_bytes(_key(name), json.dumps(health).encode(), ttl)
-    return health
-
-
-async def run(registry) -> None:
-    """Probe forever (a task per worker, cancelled at shutdown)."""
-    interval = registry.config.health_interval
-    while True:
-        try:
-            await probe_round(registry, interval)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # keep probing whatever one round did
-            logger.exception("Health probe round failed")
-        await asyncio.sleep(interval)
-
-
-async def probe_round(registry, interval: float) -> None:
-    timeout = registry.config.health_timeout
-    for name, upstream in registry.upstreams.items():
-        for url in upstream.balancer.ejected():
-            if await probe(upstream, url, timeout):
-                upstream.balancer.readmit(url)
-        try:
-            mine = await registry.store.aadd_number(
-                f"health:round:{name}", 1, max(interval * 0.9, 0.5)
-            )
-        except StoreUnavailable:
-            mine = True
-        if mine:
-            await check_service(registry, name)
 
 
 def recorded(registry) -> dict[str, dict]:
@@ -99,7 +19,7 @@ def recorded(registry) -> dict[str, dict]:
     answer = {}
     for name, upstream in registry.upstreams.items():
         try:
-            raw = registry.store.get_bytes(_key(name))
+            raw = registry.store.get_bytes(key(name))
         except StoreUnavailable:
             raw = None
         health = json.loads(raw) if raw else {"status": "unknown"}

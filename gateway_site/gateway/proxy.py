@@ -21,26 +21,9 @@ from gateway_site import metrics
 from gateway_site.gateway import retry
 from gateway_site.gateway.breaker import BreakerOpen
 from gateway_site.gateway.conf import conf
+from gateway_site.gateway.headers import SKIP_AUTO_HEADERS
 
 logger = logging.getLogger("gateway_site.gateway")
-
-# Headers that describe one connection, not the message (RFC 9110 §7.6.1),
-# plus the proxy-authentication pair meant for the next hop only.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "proxy-connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authorization",
-    }
-)
-# aiohttp adds none of these by itself: the caller's are forwarded, or none.
-SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
 
 class UpstreamError(Exception):
@@ -62,17 +45,6 @@ class Outbound:
     # Bytes can be resent on a retry; a stream goes once and is never retried.
     body: bytes | AsyncIterator[bytes] | None = None
     retryable: bool = False
-
-
-def hop_by_hop(connection_values) -> frozenset[str]:
-    """The hop-by-hop names of a message: the fixed list plus those in Connection."""
-    named = {
-        token.strip().lower()
-        for value in connection_values
-        for token in value.split(",")
-        if token.strip()
-    }
-    return HOP_BY_HOP | named if named else HOP_BY_HOP
 
 
 def session(upstream) -> aiohttp.ClientSession:
@@ -103,6 +75,21 @@ async def close_sessions(registry) -> None:
         found = upstream.sessions.pop(loop, None)
         if found is not None:
             await found.close()
+
+
+def try_timeout(upstream, seconds: float) -> aiohttp.ClientTimeout:
+    """One try's timeouts: connecting (a pool slot included), then each read.
+
+    A whole service timeout, the usual case, is made once per service.
+    """
+    if seconds == upstream.service.timeout and upstream.try_timeout is not None:
+        return upstream.try_timeout
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=min(conf.CONNECT_TIMEOUT, seconds), sock_read=seconds
+    )
+    if seconds == upstream.service.timeout:
+        upstream.try_timeout = timeout
+    return timeout
 
 
 def breaker_open_error(exc: BreakerOpen) -> UpstreamError:
@@ -156,10 +143,7 @@ async def send(registry, name: str, outbound: Outbound) -> aiohttp.ClientRespons
         remaining = deadline - time.monotonic()
         if remaining <= 0.05:
             break
-        per_try = min(service.timeout, remaining)
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=min(conf.CONNECT_TIMEOUT, per_try), sock_read=per_try
-        )
+        timeout = try_timeout(upstream, min(service.timeout, remaining))
         attempt += 1
         sent = time.monotonic()
         try:

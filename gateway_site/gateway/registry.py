@@ -4,6 +4,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from gateway_site.gateway import config as config_module
@@ -25,6 +26,8 @@ class Upstream:
     limit: int | None = None
     # aiohttp sessions, one per event loop (created in the loop).
     sessions: dict = field(default_factory=dict)
+    # The timeouts of a try that may take the service's whole timeout.
+    try_timeout: object = None
 
 
 def share(limit: int | None, workers: int) -> int | None:
@@ -37,6 +40,7 @@ def share(limit: int | None, workers: int) -> int | None:
 class Registry:
     def __init__(self, path, cfg: config_module.Config, worker_timeout: float):
         self.path = path
+        self.setting = None  # the setting's value it was last checked against
         self.pid = os.getpid()
         self.config = cfg
         self.budget = budget(worker_timeout)
@@ -69,20 +73,30 @@ _current: Registry | None = None
 def get() -> Registry:
     """This process's registry; rebuilt after a fork or a new services file."""
     global _current
-    path = conf.SERVICES_FILE
     current = _current
+    if (
+        current is not None
+        and current.pid == _pid()
+        and current.setting is getattr(settings, "GATEWAY_SERVICES_FILE", None)
+    ):
+        return current
+    path = conf.SERVICES_FILE
     if current is None or current.pid != os.getpid() or current.path != path:
         with _lock:
             current = _current
             if current is None or current.pid != os.getpid() or current.path != path:
-                cfg, problems = config_module.load(path, os.environ)
+                cfg, problems = config_module.configured(path, os.environ)
                 if problems:
                     raise ImproperlyConfigured(
                         "; ".join(f"{p.where}: {p.message}" for p in problems)
                     )
                 current = Registry(path, cfg, configured_timeout())
                 _current = current
+    current.setting = getattr(settings, "GATEWAY_SERVICES_FILE", None)
     return current
+
+
+_pid = os.getpid
 
 
 def reset() -> None:

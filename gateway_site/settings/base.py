@@ -298,12 +298,15 @@ LIKES_DEDUPE = env.bool("LIKES_DEDUPE", default=True)
 # answer (gateway_site/fastpath.py); off sends every request through Django.
 LIKES_FAST_READS = env.bool("LIKES_FAST_READS", default=True)
 
-# --- API gateway (gateway_site/gateway) -------------------------------------
-# Upstream services are declared in a TOML file; <SERVICE>_URL variables
-# override their URLs (comma-separated for replicas). See README.md.
+# --- API gateway (gateway_site/gateway, docs/gateway.md) --------------------
+# No service on a fresh install. Upstream services are declared in a TOML file
+# (gateway_site/services.example.toml shows the design's four); without one,
+# setting one of those four's <NAME>_URL serves it with the example's values.
 
-GATEWAY_SERVICES_FILE = resolve_path(
-    env.str("GATEWAY_SERVICES_FILE", default="gateway_site/services.toml")
+GATEWAY_SERVICES_FILE = (
+    resolve_path(env.str("GATEWAY_SERVICES_FILE"))
+    if env.str("GATEWAY_SERVICES_FILE", default="")
+    else None
 )
 GATEWAY_MAX_BODY_SIZE = env.int("GATEWAY_MAX_BODY_SIZE", default=10 * 1024 * 1024)
 GATEWAY_CONNECT_TIMEOUT = env.float("GATEWAY_CONNECT_TIMEOUT", default=5.0)
@@ -313,6 +316,9 @@ GATEWAY_MAX_CONCURRENT = env.int("GATEWAY_MAX_CONCURRENT", default=4096)
 # Prefix of the gateway's keys in Redis (or the embedded store): two
 # deployments sharing one Redis database keep apart with their own prefixes.
 GATEWAY_STORE_PREFIX = env.str("GATEWAY_STORE_PREFIX", default="gw:")
+# How long the data plane keeps a token's user state (active, password hash);
+# saving or deleting the user drops it at once.
+GATEWAY_USER_CACHE_SECONDS = env.int("GATEWAY_USER_CACHE_SECONDS", default=1800)
 
 # --- Rate limiting (django-ratelimit) ---------------------------------------
 

@@ -1,85 +1,95 @@
-"""A framework-free reverse proxy: the ceiling for what gunicorn + httpx can do.
+"""The ceiling of the gateway benchmark: the smallest asyncio proxy, nothing else.
 
-The least a proxy on the gateway's stack does per call: one call through the
-gateway's own pooled httpx transport (``gateway_site.upstream.client``), its
-hop-by-hop headers dropped both ways, ``X-Forwarded-For`` appended, the body
-streamed back. No framework, no authentication, rate limits, breaker, cache,
-retries, metrics or logs. Serves ``/health`` and ``/services/<service>/<path>``,
-from the same ``<SERVICE>_URL`` variables as the gateway (one URL each). Run on
-the same gunicorn settings as the gateway (``tests/benchmarks/gateway.py`` does).
+An ASGI app for gunicorn's asyncio worker (the gateway's own server settings)
+that relays each request to ``<SERVICE>_URL`` with one aiohttp call, the
+gateway's own client: hop-by-hop headers dropped, ``X-Forwarded-For``
+appended, the body streamed back. No Django, auth, tiers, breaker, cache,
+retries, bulkheads, metrics or logs: what the server and the client cost alone.
 """
 
 import os
 
-import httpx
+import aiohttp
+from yarl import URL
 
-from gateway_site.upstream import client
+from gateway_site.gateway.headers import HOP_BY_HOP, SKIP_AUTO_HEADERS
 
-CHUNK = 64 * 1024
-TIMEOUT = httpx.Timeout(30, connect=5)
-
-
-def upstream_url(service: str) -> str | None:
-    if not service.replace("_", "").isalnum():
-        return None
-    return os.environ.get(f"{service.upper()}_URL")
+PREFIX = b"/services/"
+DROP = HOP_BY_HOP | {"host", "content-length"}
+_sessions = {}
 
 
-def request_headers(environ) -> list[tuple[bytes, bytes]]:
-    headers = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_") and key not in {"HTTP_HOST", "HTTP_X_FORWARDED_FOR"}:
-            name = key[5:].replace("_", "-").lower()
-            if name not in client.HOP_BY_HOP:
-                headers.append((name.encode("latin-1"), value.encode("latin-1")))
-    if environ.get("CONTENT_TYPE"):
-        headers.append((b"content-type", environ["CONTENT_TYPE"].encode("latin-1")))
-    prior = environ.get("HTTP_X_FORWARDED_FOR")
-    remote = environ.get("REMOTE_ADDR", "")
-    forwarded = f"{prior}, {remote}" if prior else remote
-    headers.append((b"x-forwarded-for", forwarded.encode("latin-1")))
-    return headers
+def session() -> aiohttp.ClientSession:
+    found = _sessions.get("s")
+    if found is None:
+        found = _sessions["s"] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            auto_decompress=False,
+            skip_auto_headers=SKIP_AUTO_HEADERS,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+    return found
 
 
-def app(environ, start_response):
-    if environ.get("PATH_INFO") == "/health":
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-    path_info = environ.get("PATH_INFO", "")
-    service, _, path = path_info.removeprefix("/services/").partition("/")
-    base = upstream_url(service) if path_info.startswith("/services/") else None
-    if base is None:
-        start_response("404 Not Found", [("Content-Length", "0")])
-        return [b""]
-    target = base + "/" + path
-    if environ.get("QUERY_STRING"):
-        target += "?" + environ["QUERY_STRING"]
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    headers = request_headers(environ)
-    body = None
-    if length:
-        body = environ["wsgi.input"].read(length)
-        headers.append((b"content-length", str(length).encode()))
-    response = client.send(
-        environ["REQUEST_METHOD"],
-        target,
+async def error(send, status: int):
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            kind = message["type"].rsplit(".", 1)[1]
+            if kind == "shutdown" and "s" in _sessions:
+                await _sessions.pop("s").close()
+            await send({"type": f"lifespan.{kind}.complete"})
+            if kind == "shutdown":
+                return
+    raw = scope.get("raw_path") or scope["path"].encode()
+    if raw == b"/health":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+        return
+    if not raw.startswith(PREFIX):
+        return await error(send, 404)
+    name, _, rest = raw[len(PREFIX) :].partition(b"/")
+    base = os.environ.get(f"{name.decode().upper()}_URL")
+    if not base:
+        return await error(send, 404)
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    headers = [
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, v in scope["headers"]
+        if k.decode("latin-1") not in DROP
+    ]
+    client = scope.get("client") or ("", 0)
+    prior = next((v for k, v in headers if k == "x-forwarded-for"), "")
+    headers = [(k, v) for k, v in headers if k != "x-forwarded-for"]
+    headers.append(("X-Forwarded-For", f"{prior}, {client[0]}" if prior else client[0]))
+    target = "/" + rest.decode("latin-1")
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    async with session().request(
+        scope["method"],
+        URL(base.split(",")[0] + target, encoded=True),
         headers=headers,
-        content=body,
-        timeout=TIMEOUT,
-    )
-    start_response(
-        f"{response.status_code} {response.reason_phrase}",
-        [
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in response.headers.raw
-            if name.decode("latin-1").lower() not in client.HOP_BY_HOP
-        ],
-    )
-    return relay(response)
-
-
-def relay(response):
-    try:
-        yield from response.iter_raw(CHUNK)
-    finally:
-        response.close()
+        data=body or None,
+        allow_redirects=False,
+    ) as response:
+        out = [
+            (k.lower(), v)
+            for k, v in response.raw_headers
+            if k.decode("latin-1").lower() not in HOP_BY_HOP
+        ]
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": out}
+        )
+        async for chunk in response.content.iter_any():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
