@@ -287,7 +287,6 @@ def test_upstream_metrics_are_exposed(client):
     assert value(after, "service_health", service="ocr_extractor") == 0
 
 
-
 def test_unknown_upstream_outcomes_and_states_are_refused():
     with pytest.raises(ValueError):
         metrics.observe_upstream("image_processor", "meh")

@@ -14,9 +14,7 @@ from django.conf import settings
 
 # The four services of the design, with their values: served only when the
 # operator names a file (GATEWAY_SERVICES_FILE) or sets one's <NAME>_URL.
-EXAMPLE_SERVICES_FILE = (
-    Path(__file__).resolve().parent.parent / "services.example.toml"
-)
+EXAMPLE_SERVICES_FILE = Path(__file__).resolve().parent.parent / "services.example.toml"
 
 # Without JWT_SECRET_KEY, HMAC tokens are signed with a key derived from
 # DJANGO_SECRET_KEY under this label: a separate key (a token signature never
