@@ -76,6 +76,12 @@ check-migrations: $(VENV)/.dev-installed
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) staticfiles .pytest_cache .coverage
 
+# How the likes API is served: sync, gthread and asyncio workers, with slow
+# clients (needs wrk).
+.PHONY: bench-serving
+bench-serving: $(VENV)/.dev-installed
+	$(BIN)/python -m tests.benchmarks.serving $(BENCH_ARGS)
+
 # What the observability stack costs GET /likes/<id>, on vs off (needs wrk).
 .PHONY: bench-observability
 bench-observability: $(VENV)/.dev-installed $(DEPLOY_VENV)/.installed

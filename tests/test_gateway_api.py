@@ -193,3 +193,48 @@ def test_other_methods_are_405(gw, auth, gateway, upstreams):
 
     assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
     assert response.headers["Allow"] == "POST"
+
+
+def test_a_new_password_revokes_tokens_in_the_data_plane_at_once(
+    gw, auth, gateway, upstreams, django_user_model
+):
+    name = gateway([upstreams().url])
+    assert call(gw, auth, service_name=name, endpoint="/x").status_code == 200
+
+    user = django_user_model.objects.get(username="ada")
+    user.set_password("another-long-pass")
+    user.save()
+    response = call(gw, auth, service_name=name, endpoint="/x")
+
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json()["code"] == "token_revoked"
+
+
+def test_deactivating_a_user_refuses_their_token_in_the_data_plane_at_once(
+    gw, auth, gateway, upstreams, django_user_model
+):
+    name = gateway([upstreams().url])
+    proxied = f"/services/{name}/x"
+    assert gw.get(proxied, headers=auth).status_code == 200  # state now cached
+
+    user = django_user_model.objects.get(username="ada")
+    user.is_active = False
+    user.save()
+    refused = gw.get(proxied, headers=auth)
+
+    assert refused.status_code == HTTPStatus.UNAUTHORIZED
+    assert refused.json()["code"] == "user_inactive"
+
+
+def test_deleting_a_user_refuses_their_token_in_the_data_plane_at_once(
+    gw, auth, gateway, upstreams, django_user_model
+):
+    name = gateway([upstreams().url])
+    proxied = f"/services/{name}/x"
+    assert gw.get(proxied, headers=auth).status_code == 200  # state now cached
+
+    django_user_model.objects.get(username="ada").delete()
+    refused = gw.get(proxied, headers=auth)
+
+    assert refused.status_code == HTTPStatus.UNAUTHORIZED
+    assert refused.json()["code"] == "user_not_found"
