@@ -29,6 +29,7 @@ import io
 import json
 import logging
 import re
+import unicodedata
 from time import perf_counter
 from urllib.parse import urlsplit
 
@@ -190,8 +191,12 @@ class FastReads:
     def answer(self, env):
         """(status, headers, body) for a read it can answer, else None."""
         post_id = _post_id(env["PATH_INFO"])
-        if post_id is None or post_id_error(post_id) is not None:
-            return None
+        if (
+            post_id is None
+            or not unicodedata.is_normalized("NFC", post_id)
+            or post_id_error(post_id) is not None
+        ):
+            return None  # Django answers: for a decomposed id, under its NFC form
         request = _Request(env)
         if not self.host_allowed(request):
             return None

@@ -14,7 +14,7 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 from likes import dashboard, services
 from likes.conf import conf
 from likes.models import APIKey, Post
-from likes.validators import post_id_error
+from likes.validators import clean_post_id
 
 # The library's own key model is unused: ours adds "last used".
 if admin.site.is_registered(library_models.APIKey):
@@ -79,8 +79,7 @@ class PostAdmin(admin.ModelAdmin):
     def merge_posts(self, request, queryset):
         post_ids = list(queryset.values_list("post_id", flat=True))
         if "apply" in request.POST:
-            target = request.POST.get("target", "").strip()
-            error = post_id_error(target)
+            target, error = clean_post_id(request.POST.get("target", "").strip())
             if error:
                 self.message_user(request, error, messages.ERROR)
                 return None

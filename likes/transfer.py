@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from likes import services
 from likes.models import APIKey, Post
-from likes.validators import post_id_error
+from likes.validators import canonical, clean_post_id
 
 # A row as read: post id, count, and what is wrong with its shape (or None).
 RawRow = tuple[object, object, str | None]
@@ -233,21 +233,30 @@ def _upsert(changes: list[Change]) -> None:
 
 
 def _validate(raw: list[RawRow]) -> tuple[list[tuple[int, str, int]], list[RowError]]:
+    """Rows to import as (line, canonical post id, count), and the rows refused.
+
+    Spellings of one id that differ only in Unicode normalisation (the original
+    service kept them apart) are one post: their counts add up, on the line of
+    the first. The same spelling twice is an error.
+    """
     checked = []
     for number, (post_id, count, problem) in enumerate(raw, start=1):
         value, count_reason = _parse_count(count)
         reason = problem or _post_id_reason(post_id) or count_reason
         checked.append((number, post_id, value, reason))
     seen = Counter(post_id for _, post_id, _, reason in checked if reason is None)
-    rows, errors = [], []
+    merged: dict[str, list] = {}
+    errors = []
     for number, post_id, value, reason in checked:
         if reason is None and seen[post_id] > 1:
             reason = f"post_id appears {seen[post_id]} times in the file."
         if reason is None:
-            rows.append((number, post_id, value))
+            row = merged.setdefault(canonical(post_id), [number, 0])
+            row[1] += value
         else:
             errors.append(RowError(number=number, post_id=post_id, reason=reason))
-    return rows, errors
+    rows = [(number, post_id, value) for post_id, (number, value) in merged.items()]
+    return sorted(rows), errors
 
 
 def _post_id_reason(post_id: object) -> str | None:
@@ -255,7 +264,7 @@ def _post_id_reason(post_id: object) -> str | None:
         return "post_id is missing."
     if not isinstance(post_id, str):
         return f"post_id must be text, not {post_id!r:.40}."
-    return post_id_error(post_id)
+    return clean_post_id(post_id)[1]
 
 
 def _parse_count(count: object) -> tuple[int, str | None]:
@@ -463,7 +472,9 @@ def apikey_revoke(*, prefix: str) -> tuple[APIKey, bool]:
 
 def post_rename(*, old: str, new: str) -> RenameResult:
     """Move post ``old`` with its count and history to ``new`` (merged if it exists)."""
-    if (error := post_id_error(new)) is not None:
+    old = canonical(old)
+    new, error = clean_post_id(new)
+    if error is not None:
         raise TransferError(f"{new!r} is not a valid post id: {error}")
     if old == new:
         raise TransferError("The old and the new post id are the same.")

@@ -1,4 +1,10 @@
-"""What a post id may look like."""
+"""What a post id may look like, and its one spelling.
+
+A post id is normalised to NFC before anything else — validation, storage,
+dedupe, lookup — so the composed and decomposed spellings of "café" (which
+look the same and which browsers and Hugo produce both) are one post. Case
+stays significant, as Hugo's ids are.
+"""
 
 import unicodedata
 
@@ -9,17 +15,35 @@ from likes.conf import conf
 ALLOWED_PUNCTUATION = frozenset("-_.~")
 
 
+def canonical(value: str) -> str:
+    """The one spelling of a post id: its NFC normal form."""
+    return unicodedata.normalize("NFC", value)
+
+
 def post_id_error(value: str) -> str | None:
-    """Return why ``value`` is not a valid post id, or None when it is."""
+    """Return why the (canonical) ``value`` is not a valid post id, or None."""
     if not value:
         return "post_id must not be empty."
     if len(value) > conf.POST_ID_MAX_LENGTH:
         return f"post_id must be at most {conf.POST_ID_MAX_LENGTH} characters."
+    alphanumeric = False
     for char in value:
-        if char.isalnum() or char in ALLOWED_PUNCTUATION:
+        if char.isalnum():
+            alphanumeric = True
             continue
-        # Combining marks belong to the letter before them (decomposed "é").
+        if char in ALLOWED_PUNCTUATION:
+            continue
+        # Combining marks belong to the letter before them (a letter that NFC
+        # has no composed form for).
         if unicodedata.category(char).startswith("M"):
             continue
         return f"post_id may contain only letters, digits and '-_.~'; found {char!r}."
+    if not alphanumeric:
+        return "post_id must contain at least one letter or digit."
     return None
+
+
+def clean_post_id(value: str) -> tuple[str, str | None]:
+    """(the canonical id, why it is invalid or None) of a post id as received."""
+    value = canonical(value)
+    return value, post_id_error(value)

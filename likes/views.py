@@ -16,7 +16,7 @@ from likes.conf import conf
 from likes.http import error_response, json_response, method_not_allowed
 from likes.models import Post
 from likes.receipts import InvalidReceipt, make_receipt, read_receipt
-from likes.validators import post_id_error
+from likes.validators import clean_post_id
 
 RECEIPT_HEADER = "HTTP_X_LIKE_RECEIPT"
 
@@ -54,7 +54,7 @@ def like_detail(request, post_id: str):
     limit = rate_limit(request, write=method in ("POST", "DELETE"))
     if limit and limit.exceeded:
         return ratelimit.too_many_requests(limit)
-    error = post_id_error(post_id)
+    post_id, error = clean_post_id(post_id)
     if error:
         return invalid_post_id(error)
     if method == "POST":
@@ -117,14 +117,19 @@ def like_batch(request):
     if limit and limit.exceeded:
         return ratelimit.too_many_requests(limit)
     raw = ",".join(request.GET.getlist("ids"))
-    ids = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
-    if not ids:
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts:
         return invalid_ids("Pass the post ids as ?ids=a,b,c.")
-    if len(ids) > conf.BATCH_MAX:
-        return invalid_ids(f"At most {conf.BATCH_MAX} ids per request; got {len(ids)}.")
-    for post_id in ids:
-        error = post_id_error(post_id)
+    if len(parts) > conf.BATCH_MAX:
+        return invalid_ids(
+            f"At most {conf.BATCH_MAX} ids per request; got {len(parts)}."
+        )
+    ids = []
+    for part in parts:
+        post_id, error = clean_post_id(part)
         if error:
             return invalid_ids(f"{error} (in ids)")
+        ids.append(post_id)
+    ids = list(dict.fromkeys(ids))
     counts = Post.objects.counts_for(ids)
     return _answer(limit, [{"post_id": pid, "likes": n} for pid, n in counts.items()])

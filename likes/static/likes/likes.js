@@ -37,13 +37,15 @@
   }
 
   // The id as it reached the page may be percent-encoded (Hugo permalinks);
-  // the service wants it decoded, then encoded once in the URL.
+  // the service wants it decoded, then encoded once in the URL, and answers
+  // with its one spelling (NFC): "café" composed or decomposed is one post.
   function decode(id) {
     try {
-      return decodeURIComponent(id);
+      id = decodeURIComponent(id);
     } catch (e) {
-      return id;
+      /* not percent-encoded after all */
     }
+    return id.normalize ? id.normalize("NFC") : id;
   }
 
   function stored(id) {
