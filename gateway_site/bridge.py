@@ -30,6 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from urllib.parse import unquote_to_bytes
 
+from django.conf import settings
+
+from gateway_site.http import trusted_proxy
 from likes.http import error_body
 
 logger = logging.getLogger("gateway_site.bridge")
@@ -221,4 +224,9 @@ def wsgi_environ(scope, body: bytes) -> dict:
         env[key] = f"{env[key]},{value}" if key in env else value
     if not env["CONTENT_LENGTH"]:
         del env["CONTENT_LENGTH"]
+    # SECURE_PROXY_SSL_HEADER is believed from the proxies gunicorn trusts
+    # (FORWARDED_ALLOW_IPS) only: anyone else could claim HTTPS.
+    proxy_ssl = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy_ssl and proxy_ssl[0] in env and not trusted_proxy(client[0]):
+        del env[proxy_ssl[0]]
     return env

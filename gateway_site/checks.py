@@ -132,3 +132,25 @@ def module_available(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):  # a parent package is missing or blocked
         return False
+
+
+# --- Storage (gateway_site/storage.py) ----------------------------------------
+
+
+@register()
+def check_storage(app_configs, **kwargs):
+    """Refuse to start on a corrupt SQLite database (DATA_DIR: settings/base.py)."""
+    from gateway_site.storage import sqlite_problem
+
+    problem = sqlite_problem()
+    if problem:
+        return [
+            Error(
+                f"The SQLite database {settings.DATABASES['default']['NAME']} is "
+                f"{problem}.",
+                hint="Restore the latest backup (manage.py likes_restore), or move "
+                "the file away to start empty.",
+                id="gateway_site.E031",
+            )
+        ]
+    return []

@@ -63,6 +63,8 @@ from likes.validators import post_id_error
 # added or removed, tracing's) sends every request to Django.
 MIRRORED_MIDDLEWARE = (
     "gateway_site.middleware.ObservabilityMiddleware",
+    # A count read looks at its path only: its query string is ignored.
+    "gateway_site.middleware.QueryGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",

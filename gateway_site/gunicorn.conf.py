@@ -12,6 +12,7 @@ sys.path.insert(0, str(BASE_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings.base")
 
 from gateway_site import observability  # noqa: E402
+from gateway_site.http import DEFAULT_FORWARDED_ALLOW_IPS  # noqa: E402
 from gateway_site.server import configured_timeout, configured_workers  # noqa: E402
 
 chdir = str(BASE_DIR)
@@ -43,13 +44,18 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+# The path without its query string (%(U)s, not the request line %(r)s): a
+# query may carry a token or a key, which access logs must not keep.
+access_log_format = (
+    '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+)
 errorlog = "-"
 # No runtime control socket: nothing to manage at run time, nothing to expose.
 control_socket_disable = True
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # Only a proxy on this host (cloudflared, a local reverse proxy) may set
 # X-Forwarded-* headers that gunicorn trusts.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
 
 
 def on_starting(server):

@@ -6,6 +6,9 @@
   that does not carry its own.
 """
 
+import contextlib
+import ipaddress
+import os
 import re
 from functools import lru_cache
 from uuid import uuid4
@@ -70,6 +73,36 @@ def api_security_headers(secure: bool) -> tuple[tuple[bytes, bytes], ...]:
     headers.append(("content-security-policy", API_CSP))
     headers.append(("permissions-policy", PERMISSIONS_POLICY))
     return tuple((name.encode(), value.encode()) for name, value in headers)
+
+
+DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
+
+
+@lru_cache(maxsize=4)
+def _trusted(raw: str):
+    if raw.strip() == "*":
+        return None  # every peer
+    networks = []
+    for item in raw.split(","):
+        with contextlib.suppress(ValueError):
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+    return tuple(networks)
+
+
+def trusted_proxy(address: str) -> bool:
+    """Whether a peer may set forwarding headers (gunicorn's FORWARDED_ALLOW_IPS)."""
+    networks = _trusted(
+        os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
+    )
+    if networks is None:
+        return True
+    try:
+        peer = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if peer.version == 6 and peer.ipv4_mapped:
+        peer = peer.ipv4_mapped
+    return any(peer in network for network in networks)
 
 
 def is_secure(scheme: str, header_value) -> bool:

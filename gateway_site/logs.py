@@ -8,7 +8,6 @@ masks credentials. Both work only when a record is actually emitted, so a
 request that logs nothing pays for neither.
 """
 
-import ipaddress
 import logging
 import re
 from collections.abc import Mapping
@@ -39,14 +38,11 @@ def clear_request_context(**kwargs) -> None:
 
 def mask_ip(ip: str) -> str | None:
     """The client's network, not its address: IPv4 by /24, IPv6 by /48."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    if address.version == 6 and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+    # Imported on first use: this module is loaded while logging is being
+    # configured, before the apps are ready.
+    from likes.caps import network_of
+
+    return network_of(ip)
 
 
 def _client_network(request) -> str | None:

@@ -32,8 +32,8 @@ from prometheus_client import (
 
 from likes.conf import conf
 from likes.http import error_response, method_not_allowed, not_found
-from likes.permissions import API_KEY_HEADER, api_key_is_valid
-from likes.ratelimit import client_ip
+from likes.permissions import API_KEY_HEADER, TooManyKeyAttempts, key_accepted
+from likes.ratelimit import client_ip, too_many_requests
 
 # ``*_created`` series double the output and no dashboard reads them.
 disable_created_metrics()
@@ -147,16 +147,22 @@ def allowed_networks(values: tuple[str, ...]):
 def _address_allowed(request) -> bool:
     if settings.METRICS_REQUIRE_KEY:
         return False
-    if not conf.CLIENT_IP_HEADER and any(
-        header in request.META for header in FORWARDING_HEADERS
-    ):
+    header = conf.CLIENT_IP_HEADER
+    if header:
+        # Behind the proxy that sets it, a request without a usable header
+        # cannot be placed: its REMOTE_ADDR is the proxy's (loopback or a
+        # container network). Fail closed instead of trusting that.
+        raw = request.META.get("HTTP_" + header.upper().replace("-", "_"), "")
+        try:
+            ipaddress.ip_address(raw.strip())
+        except ValueError:
+            return False
+    elif any(name in request.META for name in FORWARDING_HEADERS):
         return False
     try:
         address = ipaddress.ip_address(client_ip(request))
     except ValueError:
         return False
-    if address.version == 6 and address.ipv4_mapped:
-        address = address.ipv4_mapped
     networks = allowed_networks(tuple(settings.METRICS_ALLOWED_IPS))
     return any(address in network for network in networks)
 
@@ -171,11 +177,13 @@ def _presented_key(request) -> str:
 
 
 def access_allowed(request) -> bool:
-    """Loopback (``METRICS_ALLOWED_IPS``) or a stats API key may read metrics."""
+    """Loopback (``METRICS_ALLOWED_IPS``) or a stats API key may read metrics.
+
+    Raises TooManyKeyAttempts after too many wrong keys from one address.
+    """
     if _address_allowed(request):
         return True
-    key = _presented_key(request)
-    return bool(key) and api_key_is_valid(key)
+    return key_accepted(request, _presented_key(request))
 
 
 @functools.cache
@@ -198,7 +206,11 @@ def metrics_view(request):
         return not_found(request)
     if request.method not in ("GET", "HEAD"):
         return method_not_allowed(request, ["GET", "HEAD"])
-    if not access_allowed(request):
+    try:
+        allowed = access_allowed(request)
+    except TooManyKeyAttempts as exc:
+        return too_many_requests(exc.limit)
+    if not allowed:
         return error_response(
             HTTPStatus.FORBIDDEN,
             code="permission_denied",

@@ -9,8 +9,10 @@ endpoints and saves about a fifth of the cost of every API request
 """
 
 import logging
+import re
+from http import HTTPStatus
 from time import perf_counter
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware
@@ -22,6 +24,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from gateway_site.http import ADMIN_CSP, API_CSP, PERMISSIONS_POLICY
 from gateway_site.http import request_id as make_request_id
 from gateway_site.logs import clear_request_context, current_request
+from likes.http import error_response
 
 ADMIN_PREFIX = "/admin/"
 
@@ -60,6 +63,30 @@ class AdminAuthenticationMiddleware(AdminOnlyMixin, AuthenticationMiddleware):
 
 class AdminMessageMiddleware(AdminOnlyMixin, MessageMiddleware):
     pass
+
+
+# Control characters, once percent-decoded: no parameter needs them, and some
+# libraries fail on them (a NUL in a header value, a newline in a redirect).
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+class QueryGuardMiddleware:
+    """Refuse a query string that percent-encodes control characters: a JSON 400."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        query = request.META.get("QUERY_STRING", "")
+        if "%" in query and _CONTROL.search(
+            unquote_to_bytes(query.encode("latin-1", "replace"))
+        ):
+            return error_response(
+                HTTPStatus.BAD_REQUEST,
+                code="bad_query",
+                detail="The query string holds control characters.",
+            )
+        return self.get_response(request)
 
 
 class SecurityHeadersMiddleware:

@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView
 
 from gateway_site import views
 from gateway_site.gateway import views as gateway_views
@@ -18,7 +17,7 @@ urlpatterns = [
         RedirectView.as_view(pattern_name="admin:likes_dashboard", permanent=False),
     ),
     path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", views.SchemaView.as_view(), name="schema"),
     # Gateway authentication (JWT).
     path("token", gateway_views.TokenView.as_view(), name="token"),
     path(

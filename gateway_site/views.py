@@ -6,7 +6,10 @@ from django.core.cache import caches
 from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.renderers import JSONRenderer
 
+from gateway_site import storage
 from gateway_site.gateway import health as upstream_health
 from gateway_site.gateway import registry
 from likes.http import json_response
@@ -27,34 +30,44 @@ def ready(request):
     service here), with its breaker state. It does not make the site unready:
     the breaker answers for the service.
     """
-    checks = {"database": _database_ok(), "cache": _cache_ok()}
+    checks = {"database": _database_state(), "cache": _cache_state()}
     try:
         upstreams = upstream_health.recorded(registry.get())
     except Exception:  # a bad services file is a system check error, not a crash
         logger.exception("Upstream health unavailable")
         upstreams = {}
-    ok = all(checks.values())
+    ok = all(state == "ok" for state in checks.values())
     return json_response(
         {
             "status": "ready" if ok else "unavailable",
             "timestamp": timezone.now().isoformat(),
-            "checks": {
-                name: "ok" if good else "failed" for name, good in checks.items()
-            },
+            "checks": checks,
             "upstreams": upstreams,
         },
         status=HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,
     )
 
 
-def _database_ok() -> bool:
+def _database_state() -> str:
+    """ok, failed, or corrupt (SQLite's quick_check, every few minutes)."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-            return cursor.fetchone() == (1,)
+            answered = cursor.fetchone() == (1,)
     except Exception:
-        logger.exception("Database check failed")
-        return False
+        answered = False
+    problem = storage.sqlite_problem_cached()
+    if problem:
+        logger.error("The database is %s", problem)
+        return "corrupt"
+    if not answered:
+        logger.error("Database check failed")
+        return "failed"
+    return "ok"
+
+
+def _cache_state() -> str:
+    return "ok" if _cache_ok() else "failed"
 
 
 def _cache_ok() -> bool:
@@ -68,3 +81,16 @@ def _cache_ok() -> bool:
     except Exception:
         logger.exception("Cache check failed")
         return False
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI schema; its errors (an unknown ?format=…) answer JSON too."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400:
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = "application/json"
+            if isinstance(response.data, dict) and not response.data.get("detail"):
+                response.data["detail"] = "No such schema format."
+        return response

@@ -23,6 +23,7 @@ def check_settings(app_configs, **kwargs):
     for name, rate in (
         ("LIKES_POST_RATE", conf.POST_RATE),
         ("LIKES_GET_RATE", conf.GET_RATE),
+        ("LIKES_API_KEY_FAILURE_RATE", conf.API_KEY_FAILURE_RATE),
     ):
         if rate and not is_rate(rate):
             errors.append(

@@ -34,6 +34,16 @@ class Settings:
         return getattr(settings, "LIKES_GET_RATE", "120/m")
 
     @property
+    def API_KEY_FAILURE_RATE(self) -> str:  # noqa: N802
+        """Wrong API keys tolerated per client IP before a 429 (rate string)."""
+        return getattr(settings, "LIKES_API_KEY_FAILURE_RATE", "5/m")
+
+    @property
+    def NETWORK_DAILY_CAP(self) -> int:  # noqa: N802
+        """Likes a day accepted per post from one network (0: no cap)."""
+        return getattr(settings, "LIKES_NETWORK_DAILY_CAP", 10)
+
+    @property
     def DEDUPE(self) -> bool:  # noqa: N802
         """Ignore a repeat like of one post from the same visitor for 24-48 h."""
         return getattr(settings, "LIKES_DEDUPE", True)

@@ -79,6 +79,16 @@ def permission_denied(request, exception=None):
     )
 
 
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: the admin's refused form posts answer JSON too."""
+    return error_response(
+        HTTPStatus.FORBIDDEN,
+        code="csrf_failed",
+        detail=f"CSRF verification failed: {reason or 'no reason given'}. "
+        "Reload the page and submit the form again.",
+    )
+
+
 def not_found(request, exception=None):
     return error_response(HTTPStatus.NOT_FOUND, code="not_found", detail="Not found.")
 

@@ -1,9 +1,13 @@
+import contextlib
 import datetime
 import hmac
 
+from django.db import OperationalError
 from django.utils import timezone
+from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 
+from likes import ratelimit
 from likes.conf import conf
 from likes.models import APIKey
 
@@ -34,12 +38,48 @@ def api_key_is_valid(presented: str) -> bool:
         return False
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        APIKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        # Bookkeeping: a full disk must not refuse a valid key.
+        with contextlib.suppress(OperationalError):
+            APIKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return True
+
+
+class TooManyKeyAttempts(exceptions.Throttled):
+    default_code = "rate_limited"
+
+    def __init__(self, limit):
+        super().__init__(
+            wait=max(limit.reset_after, 1),
+            detail="Too many wrong API keys from this address; try again in "
+            f"{max(limit.reset_after, 1)} s.",
+        )
+        self.limit = limit
+
+
+def key_accepted(request, presented: str) -> bool:
+    """:func:`api_key_is_valid`, with wrong keys counted per client IP.
+
+    Past ``LIKES_API_KEY_FAILURE_RATE`` wrong keys (5 a minute), the address
+    gets ``TooManyKeyAttempts`` (a 429) without its key even being checked, so
+    keys cannot be guessed at the speed of the server.
+    """
+    if not presented:
+        return False
+    policy, rate = "api-key-failures", conf.API_KEY_FAILURE_RATE
+    # Keys are 40 random characters: with the cache down, let them be checked.
+    seen = ratelimit.check(
+        request, policy=policy, rate=rate, fail_open=True, increment=False
+    )
+    if seen is not None and (seen.exceeded or seen.remaining == 0):
+        raise TooManyKeyAttempts(seen)
+    if api_key_is_valid(presented):
+        return True
+    ratelimit.check(request, policy=policy, rate=rate, fail_open=True)
+    return False
 
 
 class HasStatsAPIKey(BasePermission):
     message = "A valid X-API-Key header is required."
 
     def has_permission(self, request, view):
-        return api_key_is_valid(request.META.get(API_KEY_HEADER, ""))
+        return key_accepted(request._request, request.META.get(API_KEY_HEADER, ""))

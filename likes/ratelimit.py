@@ -44,18 +44,31 @@ def resolve_ip(remote_addr: str, forwarded: str | None) -> str:
     missing or malformed header falls back to ``remote_addr`` and is logged, so
     a broken proxy cannot make every reader share one made-up address.
     """
-    if forwarded is None:
-        return remote_addr
-    raw = forwarded.strip()
+    if forwarded is not None:
+        raw = forwarded.strip()
+        try:
+            return unmapped(ipaddress.ip_address(raw))
+        except ValueError:
+            logger.warning(
+                "Client IP header %s is %s; using REMOTE_ADDR",
+                conf.CLIENT_IP_HEADER,
+                "missing" if not raw else "malformed",
+            )
     try:
-        return str(ipaddress.ip_address(raw))
+        return unmapped(ipaddress.ip_address(remote_addr))
     except ValueError:
-        logger.warning(
-            "Client IP header %s is %s; using REMOTE_ADDR",
-            conf.CLIENT_IP_HEADER,
-            "missing" if not raw else "malformed",
-        )
         return remote_addr
+
+
+def unmapped(address) -> str:
+    """An IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) as the IPv4 it is.
+
+    A dual-stack socket reports IPv4 clients that way: unmapped, they share the
+    bucket of their IPv4 address instead of each having a /64 of their own.
+    """
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return str(address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +130,17 @@ def bucket_of(ip: str) -> str:
 
 
 def check(
-    request, *, policy: str, rate: str | None, key=None, fail_open: bool
+    request,
+    *,
+    policy: str,
+    rate: str | None,
+    key=None,
+    fail_open: bool,
+    increment: bool = True,
 ) -> Limit | None:
     """Count this request against ``rate`` and say where the client stands.
+
+    ``increment=False`` only looks: where the client stands without counting.
 
     Returns None when rate limiting is off (``RATELIMIT_ENABLE``) or there is no
     rate. When the shared cache cannot count, ``fail_open`` decides: let the
@@ -134,7 +155,7 @@ def check(
             key=key or ip_bucket,
             rate=rate,
             method=ALL,
-            increment=True,
+            increment=increment,
         )
     except Exception:  # the cache backend is down or unreadable
         logger.exception("Rate-limit cache unavailable for %s", policy)

@@ -212,6 +212,11 @@ def _maybe_purge(now: datetime.datetime) -> None:
         purge_expired(now=now)
 
 
+def salt_for(day: datetime.date) -> str | None:
+    """The dedupe salt of ``day`` (made when first asked for today)."""
+    return _salt_for(day, create=day == timezone.now().date())
+
+
 def visitor_hashes(*, ip: str, user_agent: str, post_id: str) -> list[str]:
     """Keyed hashes of (IP, User-Agent, post) under today's and yesterday's salt.
 

@@ -6,19 +6,22 @@ They have no authentication, no CSRF and a like needs no body: the original
 widget sends a bare POST.
 """
 
-import json
+import logging
 from http import HTTPStatus
 
+from django.db import OperationalError
 from django.views.decorators.csrf import csrf_exempt
 
-from likes import ratelimit, services
+from likes import caps, ratelimit, services
 from likes.conf import conf
 from likes.http import error_response, json_response, method_not_allowed
 from likes.models import Post
+from likes.parsing import parse_json
 from likes.receipts import InvalidReceipt, make_receipt, read_receipt
 from likes.validators import clean_post_id
 
 RECEIPT_HEADER = "HTTP_X_LIKE_RECEIPT"
+logger = logging.getLogger("likes")
 
 
 def invalid_post_id(detail: str):
@@ -40,6 +43,18 @@ def rate_limit(request, *, write: bool):
     )
 
 
+def storage_unavailable(exc: OperationalError):
+    """A write the database refused (a full disk, a read-only file, a lock held too
+    long): a 503 to retry, never a 500. Reads are still served."""
+    logger.error("A like could not be stored: %s", exc)
+    return error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        code="storage_unavailable",
+        detail="The like could not be stored right now; try again shortly.",
+        headers={"Retry-After": "30"},
+    )
+
+
 def _answer(limit, data, status=HTTPStatus.OK):
     headers = limit.headers() if limit else None
     return json_response(data, status=status, headers=headers)
@@ -57,10 +72,13 @@ def like_detail(request, post_id: str):
     post_id, error = clean_post_id(post_id)
     if error:
         return invalid_post_id(error)
-    if method == "POST":
-        return _like(request, post_id, limit)
-    if method == "DELETE":
-        return _unlike(request, post_id, limit)
+    try:
+        if method == "POST":
+            return _like(request, post_id, limit)
+        if method == "DELETE":
+            return _unlike(request, post_id, limit)
+    except OperationalError as exc:
+        return storage_unavailable(exc)
     return _answer(
         limit, {"post_id": post_id, "likes": Post.objects.count_for(post_id)}
     )
@@ -68,19 +86,34 @@ def like_detail(request, post_id: str):
 
 def _like(request, post_id, limit):
     hashes = ()
+    ip = ratelimit.client_ip(request)
     if conf.DEDUPE:
+        if caps.reached(ip=ip, post_id=post_id):
+            return _answer(limit, _repeat(post_id))
         hashes = services.visitor_hashes(
-            ip=ratelimit.client_ip(request),
+            ip=ip,
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
             post_id=post_id,
         )
     result = services.like_add(post_id=post_id, visitor_hashes=hashes)
+    if result.changed and conf.DEDUPE:
+        caps.counted(ip=ip, post_id=post_id)
     body = {"post_id": post_id, "likes": result.likes, "liked": True}
     if result.changed:
         body["receipt"] = make_receipt(post_id=post_id, like_id=result.like_id)
     else:
         body["duplicate"] = True
     return _answer(limit, body)
+
+
+def _repeat(post_id):
+    """The answer to a like that is not counted: the current count."""
+    return {
+        "post_id": post_id,
+        "likes": Post.objects.count_for(post_id),
+        "liked": True,
+        "duplicate": True,
+    }
 
 
 def _receipt_from(request):
@@ -90,7 +123,7 @@ def _receipt_from(request):
     if not request.body:
         return None
     try:
-        data = json.loads(request.body)
+        data = parse_json(request.body)
     except (ValueError, UnicodeDecodeError):
         raise InvalidReceipt("The body must be JSON.", forged=False) from None
     return data.get("receipt") if isinstance(data, dict) else None

@@ -245,3 +245,20 @@ def test_slow_upstream_calls_and_slow_clients_never_stall_the_likes_api(site):
     p99 = statistics.quantiles(latencies, n=100)[98]
     assert p99 < 0.25, f"p99 {p99 * 1000:.0f} ms"
     assert outcomes == [HTTPStatus.OK] * slow_calls
+
+
+def test_a_caller_cannot_poison_the_cache_for_plain_callers(site, bearer):
+    url = f"{site.base_url}/services/echo/poison-{time.monotonic_ns()}"
+
+    poisoned = httpx.get(url, headers={"X-Api-Version": "evil"})
+    plain = httpx.get(url)
+    again = httpx.get(url)
+    signed_in = httpx.get(url, headers=bearer)
+
+    assert poisoned.headers["X-Cache-Status"] == "BYPASS"
+    assert plain.headers["X-Cache-Status"] == "MISS"
+    assert again.headers["X-Cache-Status"] == "HIT"
+    assert again.json()["hits"] == plain.json()["hits"] != poisoned.json()["hits"]
+    # A request with credentials neither gets nor leaves a shared copy.
+    assert signed_in.headers["X-Cache-Status"] == "BYPASS"
+    assert signed_in.json()["hits"] > again.json()["hits"]

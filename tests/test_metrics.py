@@ -211,10 +211,25 @@ def test_behind_the_client_ip_header_the_real_client_is_judged(client, settings)
         REMOTE_ADDR="127.0.0.1",
         headers={"CF-Connecting-IP": "198.51.100.7"},
     )
-    local = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
+    local = client.get(
+        "/metrics", REMOTE_ADDR="127.0.0.1", headers={"CF-Connecting-IP": "127.0.0.1"}
+    )
 
     assert outside.status_code == HTTPStatus.FORBIDDEN
     assert local.status_code == HTTPStatus.OK
+
+
+@pytest.mark.parametrize("header", [None, "", "not-an-address", "127.0.0.1, 10.0.0.1"])
+def test_behind_the_client_ip_header_a_request_without_it_is_refused(
+    client, settings, header
+):
+    """Fail closed: the proxy's own loopback address must not let it in."""
+    settings.LIKES_CLIENT_IP_HEADER = "CF-Connecting-IP"
+    headers = {} if header is None else {"CF-Connecting-IP": header}
+
+    response = client.get("/metrics", REMOTE_ADDR="127.0.0.1", headers=headers)
+
+    assert response.status_code == HTTPStatus.FORBIDDEN
 
 
 def test_allowed_networks_are_configurable(client, settings):
@@ -356,14 +371,14 @@ def test_check_command_refuses_a_bad_metrics_network(tmp_path):
 
 
 def wait_for_recycled_workers(directory, timeout: float = 20) -> None:
-    """Until every worker that has written counters so far has exited."""
+    """Until a worker that has written counters so far has exited (recycled)."""
     pids = {
         int(name.split("_")[-1].split(".")[0])
         for name in os.listdir(directory)
         if name.startswith("counter_")
     }
     deadline = time.monotonic() + timeout
-    while any(psutil.pid_exists(pid) for pid in pids):
+    while all(psutil.pid_exists(pid) for pid in pids):
         assert time.monotonic() < deadline, "no worker was recycled"
         time.sleep(0.1)
 
@@ -372,6 +387,7 @@ def wait_for_recycled_workers(directory, timeout: float = 20) -> None:
 def test_totals_are_exact_across_two_workers_and_worker_restarts(tmp_path):
     env = project_env(
         DATA_DIR=str(tmp_path),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
         LIKES_DEDUPE="off",
         RATELIMIT_ENABLE="false",
         # Workers are recycled several times during the run: their counters
@@ -412,9 +428,35 @@ def test_totals_are_exact_across_two_workers_and_worker_restarts(tmp_path):
     assert len(live_gauges) <= 3, files  # ...but not their live gauges
 
 
+def test_metric_files_live_in_memory_by_default(tmp_path):
+    env = project_env(DATA_DIR=str(tmp_path))
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.METRICS_DIR)",
+        env=env,
+    )
+
+    path = result.stdout.strip().splitlines()[-1]
+    assert path.startswith("/dev/shm/gateway-site-"), path
+    other = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.METRICS_DIR)",
+        env={**env, "DATA_DIR": str(tmp_path / "other")},
+    )
+    assert other.stdout.strip().splitlines()[-1] != path  # one per DATA_DIR
+
+
 @pytest.mark.live
 def test_metric_files_are_cleared_when_gunicorn_starts(tmp_path):
-    env = project_env(DATA_DIR=str(tmp_path), RATELIMIT_ENABLE="false")
+    env = project_env(
+        DATA_DIR=str(tmp_path),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
+        RATELIMIT_ENABLE="false",
+    )
     manage("migrate", "--noinput", env=env)
     labels = {"method": "GET", "endpoint": LIKE, "status_code": "200"}
 

@@ -44,6 +44,7 @@ def test_admin_login_without_csrf_token_is_refused(admin_user):
     )
 
     assert response.status_code == HTTPStatus.FORBIDDEN
+    assert response.json()["code"] == "csrf_failed"
 
 
 def test_public_api_ignores_session_cookies(client, admin_user):

@@ -42,6 +42,7 @@ from gateway_site.gateway.retry import may_retry
 from gateway_site.gateway.store import StoreUnavailable
 from gateway_site.logs import current_request
 from likes.http import JSON_PARAMS, error_body
+from likes.parsing import parse_json
 from likes.ratelimit import bucket_of, resolve_ip
 
 logger = logging.getLogger("gateway_site.gateway")
@@ -132,10 +133,10 @@ class Request:
         # What likes.ratelimit.client_ip() and the log filter read.
         self.META = {"REMOTE_ADDR": self.remote_addr}
         self._likes_client_ip = self.client_ip
-        self.secure = site_http.is_secure(
-            scope.get("scheme", "http"),
-            headers.get(options.proxy_ssl_header) if options.proxy_ssl_header else None,
-        )
+        proxy_ssl = None
+        if options.proxy_ssl_header and site_http.trusted_proxy(self.remote_addr):
+            proxy_ssl = headers.get(options.proxy_ssl_header)
+        self.secure = site_http.is_secure(scope.get("scheme", "http"), proxy_ssl)
 
     async def body(self, limit: int) -> bytes:
         """The whole body, up to ``limit`` bytes (else 413)."""
@@ -759,10 +760,8 @@ def invalid(**errors) -> Refused:
 def parse_envelope(raw: bytes) -> dict:
     """The validated ``{"service_name", "endpoint", "method", "payload"}``, or 400."""
     try:
-        data = json.loads(raw)
-        # Lone surrogates ("\\ud800") parse, but no service could be sent them.
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except (ValueError, RecursionError, UnicodeError):
+        data = parse_json(raw)
+    except ValueError:
         raise Refused(
             HTTPStatus.BAD_REQUEST, "parse_error", "The body is not valid JSON."
         ) from None

@@ -8,7 +8,7 @@ schema here too (:func:`add_openapi_paths`).
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.parsers import FormParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,6 +17,7 @@ from gateway_site.gateway.conf import conf
 from likes import ratelimit
 from likes.api import ErrorSerializer
 from likes.http import error_response, json_response, method_not_allowed
+from likes.parsers import JSONParser
 
 
 def unauthorized(exc: auth.Unauthorized, headers: dict | None = None):

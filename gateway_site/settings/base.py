@@ -6,6 +6,7 @@ separate production module.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 from importlib.util import find_spec
@@ -49,7 +50,9 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or (
 )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 DATA_DIR = resolve_path(env.str("DATA_DIR", default="data"))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# A DATA_DIR that cannot be made is reported by check gateway_site.E030.
+with contextlib.suppress(OSError):
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 INSTALLED_APPS = [
     # Django
@@ -76,6 +79,9 @@ MIDDLEWARE = [
     # middleware below: redirects, static files, 400s for bad hosts), it is
     # counted in the metrics, and anything logged below carries the request id.
     "gateway_site.middleware.ObservabilityMiddleware",
+    # A query string hiding control characters (%00, %0A…) is a 400 before any
+    # view or library sees it.
+    "gateway_site.middleware.QueryGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -176,6 +182,20 @@ else:
         }
     }
 
+# --- Storage ----------------------------------------------------------------
+# A DATA_DIR that cannot take the service's data (read-only, full, missing
+# rights) stops everything here with one line, before a database or cache
+# driver fails on it with a traceback.
+
+if (
+    DATABASES["default"]["ENGINE"].endswith("sqlite3")
+    and str(DATABASES["default"].get("NAME", "")).startswith(str(DATA_DIR))
+) or not REDIS_URL:
+    from gateway_site.storage import data_dir_problem  # noqa: E402
+
+    if _problem := data_dir_problem(DATA_DIR):
+        raise SystemExit(f"Refusing to start: DATA_DIR {DATA_DIR}: {_problem}.")
+
 # --- Static files -----------------------------------------------------------
 
 STATIC_URL = "static/"
@@ -199,6 +219,8 @@ AUTH_PASSWORD_VALIDATORS = [
     )
 ]
 X_FRAME_OPTIONS = "DENY"
+# A refused form post (the admin's) answers JSON like every other error.
+CSRF_FAILURE_VIEW = "likes.http.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
 # HSTS is sent only on HTTPS requests. Behind a Cloudflare Tunnel the origin
@@ -265,7 +287,7 @@ CORS_PREFLIGHT_MAX_AGE = 86400
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["likes.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
@@ -294,6 +316,11 @@ LIKES_SITE_URL = env.str("LIKES_SITE_URL", default="")
 LIKES_POST_RATE = env.str("LIKES_POST_RATE", default="10/m")
 LIKES_GET_RATE = env.str("LIKES_GET_RATE", default="120/m")
 LIKES_DEDUPE = env.bool("LIKES_DEDUPE", default=True)
+# Likes a day accepted per post from one client network (IPv4 /24, IPv6 /48),
+# beside the dedupe; 0 turns the cap off (LIKES_DEDUPE=off does too).
+LIKES_NETWORK_DAILY_CAP = env.int("LIKES_NETWORK_DAILY_CAP", default=10)
+# Wrong stats API keys (X-API-Key, /metrics' bearer key) per client IP; then 429.
+LIKES_API_KEY_FAILURE_RATE = env.str("LIKES_API_KEY_FAILURE_RATE", default="5/m")
 # GET /likes/<post_id> answered without Django's request cycle, with the same
 # answer (gateway_site/fastpath.py); off sends every request through Django.
 LIKES_FAST_READS = env.bool("LIKES_FAST_READS", default=True)
@@ -366,6 +393,21 @@ METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.0/8", "::1"])
 METRICS_REQUIRE_KEY = env.bool("METRICS_REQUIRE_KEY", default=False)
 # Where gunicorn's workers share their metrics (gateway_site/gunicorn.conf.py).
+# In memory (/dev/shm) by default: prometheus-client grows its files sparsely,
+# and a write into a sparse page on a full disk kills the worker (SIGBUS).
+# One directory per DATA_DIR, so two instances on one box keep apart.
+_SHM = Path("/dev/shm")
 METRICS_DIR = resolve_path(
-    env.str("PROMETHEUS_MULTIPROC_DIR", default=str(DATA_DIR / "prometheus"))
+    env.str(
+        "PROMETHEUS_MULTIPROC_DIR",
+        default=str(
+            _SHM / f"gateway-site-{hashlib.sha256(bytes(DATA_DIR)).hexdigest()[:12]}"
+            if _SHM.is_dir() and os.access(_SHM, os.W_OK)
+            else DATA_DIR / "prometheus"
+        ),
+    )
 )
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # prometheus-client writes there from its first metric: it must exist.
+    with contextlib.suppress(OSError):
+        METRICS_DIR.mkdir(parents=True, exist_ok=True)
