@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 
 from likes import ratelimit
+from likes.conf import conf
 
 
 class AdminSite(admin.AdminSite):
@@ -15,7 +16,7 @@ class AdminSite(admin.AdminSite):
     @property
     def site_url(self):
         """ "View site" goes to the blog (LIKES_SITE_URL), or is hidden."""
-        blog = settings.LIKES_SITE_URL.split("{post_id}")[0]
+        blog = conf.SITE_URL.split("{post_id}")[0]
         return blog or None
 
     def login(self, request, extra_context=None):

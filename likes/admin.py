@@ -1,5 +1,3 @@
-import csv
-
 from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -11,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key import models as library_models
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
-from likes import dashboard, services
+from likes import dashboard, services, transfer
 from likes.conf import conf
 from likes.models import APIKey, Post
 from likes.validators import clean_post_id
@@ -67,12 +65,7 @@ class PostAdmin(admin.ModelAdmin):
     def export_csv(self, request, queryset):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="likes.csv"'
-        writer = csv.writer(response)
-        writer.writerow(["post_id", "likes"])
-        for post_id, likes in queryset.order_by("-likes", "post_id").values_list(
-            "post_id", "likes"
-        ):
-            writer.writerow([post_id, likes])
+        transfer.export_counts(out=response, format="csv", posts=queryset)
         return response
 
     @admin.action(description=_("Merge selected posts into one (renamed URL)"))

@@ -1,21 +1,12 @@
 """The stats API (DRF): every post with its count, for dashboards and scripts."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, viewsets
+from rest_framework import viewsets
 from rest_framework.response import Response
 
 from likes.models import Post
 from likes.permissions import HasStatsAPIKey
-
-
-class PostCountSerializer(serializers.Serializer):
-    post_id = serializers.CharField()
-    likes = serializers.IntegerField(min_value=0)
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()
+from likes.serializers import ErrorSerializer, PostCountSerializer
 
 
 class StatsViewSet(viewsets.ViewSet):

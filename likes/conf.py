@@ -1,61 +1,92 @@
 """App settings with defaults, read lazily so ``override_settings`` works."""
 
+from typing import Any, Generic, TypeVar, overload
+
 from django.conf import settings
+
+from likes.validators import POST_ID_MAX_LENGTH
+
+T = TypeVar("T")
+
+
+class Setting(Generic[T]):
+    """A Django setting with its default, read on every access (never cached)."""
+
+    def __init__(self, name: str, default: T, doc: str, *, or_empty: bool = False):
+        self.name = name
+        self.default = default
+        # Text settings an env file may leave None or empty: both read as "".
+        self.or_empty = or_empty
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> "Setting[T]": ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self  # on the class: the setting itself, for its docstring
+        value = getattr(settings, self.name, self.default)
+        return (value or "") if self.or_empty else value
 
 
 class Settings:
-    @property
-    def ADMIN_API_KEY(self) -> str:  # noqa: N802
-        """A stats API key configured outside the database (``ADMIN_API_KEY``)."""
-        return getattr(settings, "LIKES_ADMIN_API_KEY", "") or ""
-
-    @property
-    def BATCH_MAX(self) -> int:  # noqa: N802
-        """How many ids one batch request may ask for."""
-        return getattr(settings, "LIKES_BATCH_MAX", 100)
-
-    @property
-    def POST_ID_MAX_LENGTH(self) -> int:  # noqa: N802
-        return 200
-
-    @property
-    def CLIENT_IP_HEADER(self) -> str:  # noqa: N802
-        """A header a trusted proxy sets to the client's IP; empty: REMOTE_ADDR."""
-        return getattr(settings, "LIKES_CLIENT_IP_HEADER", "") or ""
-
-    @property
-    def POST_RATE(self) -> str:  # noqa: N802
-        """Likes and unlikes per client IP (django-ratelimit rate)."""
-        return getattr(settings, "LIKES_POST_RATE", "10/m")
-
-    @property
-    def GET_RATE(self) -> str:  # noqa: N802
-        """Count reads per client IP (django-ratelimit rate)."""
-        return getattr(settings, "LIKES_GET_RATE", "120/m")
-
-    @property
-    def API_KEY_FAILURE_RATE(self) -> str:  # noqa: N802
-        """Wrong API keys tolerated per client IP before a 429 (rate string)."""
-        return getattr(settings, "LIKES_API_KEY_FAILURE_RATE", "5/m")
-
-    @property
-    def NETWORK_DAILY_CAP(self) -> int:  # noqa: N802
-        """Likes a day accepted per post from one network (0: no cap)."""
-        return getattr(settings, "LIKES_NETWORK_DAILY_CAP", 10)
-
-    @property
-    def DEDUPE(self) -> bool:  # noqa: N802
-        """Ignore a repeat like of one post from the same visitor for 24-48 h."""
-        return getattr(settings, "LIKES_DEDUPE", True)
-
-    @property
-    def SITE_URL(self) -> str:  # noqa: N802
-        """The blog, for admin links: a base URL or a ``{post_id}`` template."""
-        return getattr(settings, "LIKES_SITE_URL", "") or ""
-
-    @property
-    def HASH_RETENTION_HOURS(self) -> int:  # noqa: N802
-        return 48
+    ADMIN_API_KEY = Setting(
+        "LIKES_ADMIN_API_KEY",
+        "",
+        "A stats API key configured outside the database (``ADMIN_API_KEY``).",
+        or_empty=True,
+    )
+    BATCH_MAX = Setting(
+        "LIKES_BATCH_MAX", 100, "How many ids one batch request may ask for."
+    )
+    # Not a setting: the database column's length.
+    POST_ID_MAX_LENGTH = POST_ID_MAX_LENGTH
+    CLIENT_IP_HEADER = Setting(
+        "LIKES_CLIENT_IP_HEADER",
+        "",
+        "A header a trusted proxy sets to the client's IP; empty: REMOTE_ADDR.",
+        or_empty=True,
+    )
+    POST_RATE = Setting(
+        "LIKES_POST_RATE",
+        "10/m",
+        "Likes and unlikes per client IP (django-ratelimit rate).",
+    )
+    GET_RATE = Setting(
+        "LIKES_GET_RATE", "120/m", "Count reads per client IP (django-ratelimit rate)."
+    )
+    READ_CACHE_SECONDS = Setting(
+        "LIKES_READ_CACHE_SECONDS",
+        5,
+        "Seconds browsers and CDNs may reuse a count read (Cache-Control "
+        "max-age); 0 turns caching off.",
+    )
+    API_KEY_FAILURE_RATE = Setting(
+        "LIKES_API_KEY_FAILURE_RATE",
+        "5/m",
+        "Wrong API keys tolerated per client IP before a 429 (rate string).",
+    )
+    NETWORK_DAILY_CAP = Setting(
+        "LIKES_NETWORK_DAILY_CAP",
+        10,
+        "Likes a day accepted per post from one network (0: no cap).",
+    )
+    DEDUPE = Setting(
+        "LIKES_DEDUPE",
+        True,
+        "Ignore a repeat like of one post from the same visitor for 24-48 h.",
+    )
+    SITE_URL = Setting(
+        "LIKES_SITE_URL",
+        "",
+        "The blog, for admin links: a base URL or a ``{post_id}`` template.",
+        or_empty=True,
+    )
+    # Not a setting: how long visitor hashes and their salts are kept.
+    HASH_RETENTION_HOURS = 48
 
 
 conf = Settings()

@@ -1,4 +1,5 @@
 import hashlib
+from dataclasses import dataclass
 
 from django.db import connections, models
 from django.utils import timezone
@@ -6,6 +7,21 @@ from django.utils.crypto import constant_time_compare, get_random_string
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.crypto import KeyGenerator
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+from likes.validators import POST_ID_MAX_LENGTH
+
+
+@dataclass(frozen=True, slots=True)
+class PostCount:
+    post_id: str
+    likes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    top: list[PostCount]
+    posts: int
+    likes: int
 
 
 class PostQuerySet(models.QuerySet):
@@ -37,9 +53,18 @@ class PostQuerySet(models.QuerySet):
         ordered = self.order_by("-likes", "post_id")
         return ordered if n is None else ordered[:n]
 
+    def stats(self, limit: int | None = None) -> Stats:
+        """The ``limit`` most liked of these posts (None: all) and their totals."""
+        totals = self.aggregate(posts=models.Count("pk"), likes=models.Sum("likes"))
+        top = [
+            PostCount(post_id=post_id, likes=likes)
+            for post_id, likes in self.top(limit).values_list("post_id", "likes")
+        ]
+        return Stats(top=top, posts=totals["posts"], likes=totals["likes"] or 0)
+
 
 class Post(models.Model):
-    post_id = models.CharField(_("post id"), max_length=200, unique=True)
+    post_id = models.CharField(_("post id"), max_length=POST_ID_MAX_LENGTH, unique=True)
     likes = models.BigIntegerField(_("likes"), default=0)
     # The part of ``likes`` that came from likes_import: re-importing a file
     # replaces this part and keeps the likes counted here since.

@@ -5,19 +5,23 @@ inspect, so their paths are written out here and appended to the generated
 schema by ``add_public_paths`` (a drf-spectacular postprocessing hook).
 """
 
+from likes.validators import POST_ID_MAX_LENGTH
+
 # \w is Unicode-aware here (letters and digits of any script, and "_"). The
 # service also accepts combining marks, which this pattern leaves out.
 ID_PATTERN = r"[\w.~-]"
+# One whole post id.
+ID = f"{ID_PATTERN}{{1,{POST_ID_MAX_LENGTH}}}"
 POST_ID = {
     "name": "post_id",
     "in": "path",
     "required": True,
-    "description": "1-200 letters or digits (any script) and -_.~",
+    "description": f"1-{POST_ID_MAX_LENGTH} letters or digits (any script) and -_.~",
     "schema": {
         "type": "string",
         "minLength": 1,
-        "maxLength": 200,
-        "pattern": f"^{ID_PATTERN}{{1,200}}$",
+        "maxLength": POST_ID_MAX_LENGTH,
+        "pattern": f"^{ID}$",
     },
 }
 RATE_HEADERS = {
@@ -164,9 +168,7 @@ PATHS = {
                     "description": "Up to 100 comma-separated post ids.",
                     "schema": {
                         "type": "string",
-                        "pattern": (
-                            f"^{ID_PATTERN}{{1,200}}(,{ID_PATTERN}{{1,200}}){{0,99}}$"
-                        ),
+                        "pattern": f"^{ID}(,{ID}){{0,99}}$",
                     },
                 }
             ],

@@ -18,8 +18,13 @@ from django.utils import timezone
 from likes.conf import conf
 from likes.metrics import likes_added, likes_duplicates, likes_removed
 from likes.models import DedupeSalt, Like, Post
+from likes.validators import canonical, clean_post_id
 
 logger = logging.getLogger("likes.services")
+
+
+class ServiceError(Exception):
+    """A request refused as a whole, with a message for the user; nothing written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +300,33 @@ def post_merge(*, sources: list[str], target: str) -> MergeResult:
         into.refresh_from_db()
     return MergeResult(
         target=target, likes=into.likes, merged=[p.post_id for p in posts]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RenameResult:
+    old: str
+    new: str
+    likes: int
+    merged_into_existing: bool
+
+
+def post_rename(*, old: str, new: str) -> RenameResult:
+    """Move post ``old`` with its count and history to ``new`` (merged if it exists)."""
+    old = canonical(old)
+    new, error = clean_post_id(new)
+    if error is not None:
+        raise ServiceError(f"{new!r} is not a valid post id: {error}")
+    if old == new:
+        raise ServiceError("The old and the new post id are the same.")
+    if not Post.objects.filter(post_id=old).exists():
+        raise ServiceError(f"No post {old!r}.")
+    existed = Post.objects.filter(post_id=new).exists()
+    result = post_merge(sources=[old], target=new)
+    if old not in result.merged:
+        raise ServiceError(f"Post {old!r} was removed meanwhile; nothing moved.")
+    return RenameResult(
+        old=old, new=new, likes=result.likes, merged_into_existing=existed
     )
 
 

@@ -1,4 +1,4 @@
-"""Import, export and report like counts, manage API keys; the likes_* commands."""
+"""Import and export like counts: the likes_import and likes_export commands."""
 
 import csv
 import io
@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TextIO
 
 from django.db import connection, transaction
-from django.db.models import Count, Sum
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from likes import services
-from likes.models import APIKey, Post
+from likes.models import Post
+from likes.services import ServiceError
 from likes.validators import canonical, clean_post_id
 
 # A row as read: post id, count, and what is wrong with its shape (or None).
@@ -37,8 +37,8 @@ MAX_COUNT = 2**63 - 1
 WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
 
-class TransferError(Exception):
-    """A request refused as a whole; nothing was written."""
+class TransferError(ServiceError):
+    """An import or export refused as a whole; nothing was written."""
 
 
 class InvalidRowsError(TransferError):
@@ -49,12 +49,6 @@ class InvalidRowsError(TransferError):
         super().__init__(
             f"{len(errors)} invalid row(s); strict import refused, nothing written."
         )
-
-
-@dataclass(frozen=True, slots=True)
-class PostCount:
-    post_id: str
-    likes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,21 +90,6 @@ class ImportResult:
     @property
     def skipped(self) -> int:
         return len(self.errors)
-
-
-@dataclass(frozen=True, slots=True)
-class Stats:
-    top: list[PostCount]
-    posts: int
-    likes: int
-
-
-@dataclass(frozen=True, slots=True)
-class RenameResult:
-    old: str
-    new: str
-    likes: int
-    merged_into_existing: bool
 
 
 # --- Import -----------------------------------------------------------------
@@ -392,14 +371,17 @@ def _read_json(path: Path) -> list[RawRow]:
 _READERS = {"sqlite": _read_sqlite, "csv": _read_csv, "json": _read_json}
 
 
-# --- Export and statistics ------------------------------------------------------
+# --- Export -------------------------------------------------------------------
 
 
-def export_counts(*, out: TextIO, format: str = "csv") -> int:
-    """Write every post's count to ``out``, most liked first; return how many."""
+def export_counts(
+    *, out: TextIO, format: str = "csv", posts: QuerySet[Post] | None = None
+) -> int:
+    """Write ``posts`` (default: all), most liked first, to ``out``; return how many."""
     if format not in EXPORT_FORMATS:
         raise TransferError(f"Unknown format {format!r}; use one of {EXPORT_FORMATS}.")
-    rows = Post.objects.top().values_list("post_id", "likes").iterator(chunk_size=2000)
+    posts = Post.objects.all() if posts is None else posts
+    rows = posts.top().values_list("post_id", "likes").iterator(chunk_size=2000)
     written = 0
     if format == "csv":
         writer = csv.writer(out, lineterminator="\n")
@@ -422,68 +404,3 @@ def export_counts(*, out: TextIO, format: str = "csv") -> int:
         out.write(f"  {previous}\n")
     out.write("]\n")
     return written
-
-
-def stats(*, limit: int | None = None) -> Stats:
-    """Return the ``limit`` most liked posts (None: all) and the overall totals."""
-    totals = Post.objects.aggregate(posts=Count("pk"), likes=Sum("likes"))
-    top = [
-        PostCount(post_id=post_id, likes=likes)
-        for post_id, likes in Post.objects.top(limit).values_list("post_id", "likes")
-    ]
-    return Stats(top=top, posts=totals["posts"], likes=totals["likes"] or 0)
-
-
-# --- API keys -----------------------------------------------------------------
-
-
-def apikey_create(*, name: str) -> tuple[APIKey, str]:
-    """Create a stats API key; return it and the key text, which is not stored."""
-    name = name.strip()
-    max_length = APIKey._meta.get_field("name").max_length
-    if not name:
-        raise TransferError("The key needs a name (--name).")
-    if len(name) > max_length:
-        raise TransferError(f"The name must be at most {max_length} characters.")
-    with transaction.atomic():
-        return APIKey.objects.create_key(name=name)
-
-
-def apikey_list() -> list[APIKey]:
-    """Return all API keys, oldest first."""
-    return list(APIKey.objects.order_by("created", "prefix"))
-
-
-def apikey_revoke(*, prefix: str) -> tuple[APIKey, bool]:
-    """Revoke the key with ``prefix``; tell whether it was still active."""
-    with transaction.atomic():
-        key = APIKey.objects.select_for_update().filter(prefix=prefix).first()
-        if key is None:
-            raise TransferError(f"No API key with prefix {prefix!r}.")
-        if key.revoked:
-            return key, False
-        key.revoked = True
-        key.save(update_fields=["revoked"])
-    return key, True
-
-
-# --- Corrections ----------------------------------------------------------------
-
-
-def post_rename(*, old: str, new: str) -> RenameResult:
-    """Move post ``old`` with its count and history to ``new`` (merged if it exists)."""
-    old = canonical(old)
-    new, error = clean_post_id(new)
-    if error is not None:
-        raise TransferError(f"{new!r} is not a valid post id: {error}")
-    if old == new:
-        raise TransferError("The old and the new post id are the same.")
-    if not Post.objects.filter(post_id=old).exists():
-        raise TransferError(f"No post {old!r}.")
-    existed = Post.objects.filter(post_id=new).exists()
-    result = services.post_merge(sources=[old], target=new)
-    if old not in result.merged:
-        raise TransferError(f"Post {old!r} was removed meanwhile; nothing moved.")
-    return RenameResult(
-        old=old, new=new, likes=result.likes, merged_into_existing=existed
-    )

@@ -8,7 +8,9 @@ stays significant, as Hugo's ids are.
 
 import unicodedata
 
-from likes.conf import conf
+# The longest post id, in characters (of the canonical form): the database
+# column, the validators and the OpenAPI schema all use this one value.
+POST_ID_MAX_LENGTH = 200
 
 # Hugo ids are ``path.Base .RelPermalink`` with "/" replaced by "-": letters and
 # digits of any script plus a few unreserved URL characters.
@@ -24,8 +26,8 @@ def post_id_error(value: str) -> str | None:
     """Return why the (canonical) ``value`` is not a valid post id, or None."""
     if not value:
         return "post_id must not be empty."
-    if len(value) > conf.POST_ID_MAX_LENGTH:
-        return f"post_id must be at most {conf.POST_ID_MAX_LENGTH} characters."
+    if len(value) > POST_ID_MAX_LENGTH:
+        return f"post_id must be at most {POST_ID_MAX_LENGTH} characters."
     alphanumeric = False
     for char in value:
         if char.isalnum():

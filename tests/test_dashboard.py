@@ -3,6 +3,7 @@ from http import HTTPStatus
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -136,6 +137,33 @@ def test_export_csv_action(admin_client, dataset):
         "beta,3",
         "gamma,1",
     ]
+
+
+def export_action(admin_client, posts):
+    ids = [str(post.pk) for post in posts]
+    return admin_client.post(
+        "/admin/likes/post/", {"action": "export_csv", "_selected_action": ids}
+    )
+
+
+def test_export_csv_action_writes_what_likes_export_writes(admin_client, tmp_path):
+    for post_id, likes in [("b", 2), ("a", 2), ("café-con-leña", 7), ("z", 0)]:
+        Post.objects.create(post_id=post_id, likes=likes)
+    path = tmp_path / "likes.csv"
+    call_command("likes_export", "--format", "csv", "--output", str(path))
+
+    response = export_action(admin_client, Post.objects.all())
+
+    assert response["Content-Disposition"] == 'attachment; filename="likes.csv"'
+    assert response.content == path.read_bytes()
+
+
+def test_export_csv_action_exports_only_the_selected_posts(admin_client, dataset):
+    response = export_action(
+        admin_client, Post.objects.filter(post_id__in=["gamma", "alpha"])
+    )
+
+    assert response.content.decode() == "post_id,likes\nalpha,5\ngamma,1\n"
 
 
 def test_merge_action_asks_for_the_target_then_moves_everything(admin_client, dataset):

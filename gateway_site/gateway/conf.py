@@ -12,6 +12,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from likes.conf import Setting
+
 # The four services of the design, with their values: served only when the
 # operator names a file (GATEWAY_SERVICES_FILE) or sets one's <NAME>_URL.
 EXAMPLE_SERVICES_FILE = Path(__file__).resolve().parent.parent / "services.example.toml"
@@ -30,89 +32,107 @@ def derived_signing_key(secret: str) -> str:
 class GatewaySettings:
     # --- Upstream services ---------------------------------------------------
 
+    _SERVICES_FILE = Setting(
+        "GATEWAY_SERVICES_FILE", None, "The operator's services file, if any."
+    )
+
     @property
     def SERVICES_FILE(self) -> Path | None:  # noqa: N802
         """The operator's services file (``GATEWAY_SERVICES_FILE``), or None."""
-        value = getattr(settings, "GATEWAY_SERVICES_FILE", None)
+        value = self._SERVICES_FILE
         return Path(value) if value else None
 
-    @property
-    def MAX_BODY_SIZE(self) -> int:  # noqa: N802
-        """Largest request body the proxy forwards, in bytes; larger is 413."""
-        return getattr(settings, "GATEWAY_MAX_BODY_SIZE", 10 * 1024 * 1024)
-
-    @property
-    def CONNECT_TIMEOUT(self) -> float:  # noqa: N802
-        """Seconds to open a connection to a replica (capped by its timeout)."""
-        return getattr(settings, "GATEWAY_CONNECT_TIMEOUT", 5.0)
-
-    @property
-    def REPLAY_BUFFER_SIZE(self) -> int:  # noqa: N802
-        """Request bodies up to this size are buffered so a retry can resend them."""
-        return getattr(settings, "GATEWAY_REPLAY_BUFFER_SIZE", 1024 * 1024)
-
-    @property
-    def MAX_CONCURRENT(self) -> int:  # noqa: N802
-        """Upstream calls in flight at once, all services together, per instance."""
-        return getattr(settings, "GATEWAY_MAX_CONCURRENT", 4096)
-
-    @property
-    def STORE_PREFIX(self) -> str:  # noqa: N802
-        """Prefix of the gateway's keys in the shared store (Redis or DATA_DIR)."""
-        return getattr(settings, "GATEWAY_STORE_PREFIX", "gw:")
-
-    @property
-    def USER_CACHE_SECONDS(self) -> int:  # noqa: N802
-        """How long the state of a token's user (active, password) is cached."""
-        return getattr(settings, "GATEWAY_USER_CACHE_SECONDS", 1800)
+    MAX_BODY_SIZE = Setting(
+        "GATEWAY_MAX_BODY_SIZE",
+        10 * 1024 * 1024,
+        "Largest request body the proxy forwards, in bytes; larger is 413.",
+    )
+    CONNECT_TIMEOUT = Setting(
+        "GATEWAY_CONNECT_TIMEOUT",
+        5.0,
+        "Seconds to open a connection to a replica (capped by its timeout).",
+    )
+    REPLAY_BUFFER_SIZE = Setting(
+        "GATEWAY_REPLAY_BUFFER_SIZE",
+        1024 * 1024,
+        "Request bodies up to this size are buffered so a retry can resend them.",
+    )
+    MAX_CONCURRENT = Setting(
+        "GATEWAY_MAX_CONCURRENT",
+        4096,
+        "Upstream calls in flight at once, all services together, per instance.",
+    )
+    STORE_PREFIX = Setting(
+        "GATEWAY_STORE_PREFIX",
+        "gw:",
+        "Prefix of the gateway's keys in the shared store (Redis or DATA_DIR).",
+    )
+    USER_CACHE_SECONDS = Setting(
+        "GATEWAY_USER_CACHE_SECONDS",
+        1800,
+        "How long the state of a token's user (active, password) is cached.",
+    )
 
     # --- Bearer tokens (JWT) -------------------------------------------------
 
-    @property
-    def JWT_ALGORITHM(self) -> str:  # noqa: N802
-        return getattr(settings, "JWT_ALGORITHM", "HS256")
-
-    @property
-    def JWT_SECRET_KEY(self) -> str:  # noqa: N802
-        """The configured key: an HMAC secret, or a PEM private key for RS*/ES*."""
-        return getattr(settings, "JWT_SECRET_KEY", "") or ""
+    JWT_ALGORITHM = Setting(
+        "JWT_ALGORITHM",
+        "HS256",
+        "The algorithm tokens are signed with; RS*/ES* need a PEM private key.",
+    )
+    JWT_SECRET_KEY = Setting(
+        "JWT_SECRET_KEY",
+        "",
+        "The configured key: an HMAC secret, or a PEM private key for RS*/ES*.",
+        or_empty=True,
+    )
 
     @property
     def JWT_SIGNING_KEY(self) -> str:  # noqa: N802
+        """The key tokens are signed with: JWT_SECRET_KEY, else one derived."""
         return self.JWT_SECRET_KEY or derived_signing_key(settings.SECRET_KEY)
+
+    _ACCESS_TOKEN_MINUTES = Setting(
+        "JWT_ACCESS_TOKEN_EXPIRE_MINUTES", 30, "Access token lifetime, in minutes."
+    )
+    _REFRESH_TOKEN_DAYS = Setting(
+        "JWT_REFRESH_TOKEN_EXPIRE_DAYS", 7, "Refresh token lifetime, in days."
+    )
 
     @property
     def ACCESS_TOKEN_LIFETIME(self) -> timedelta:  # noqa: N802
-        return timedelta(
-            minutes=getattr(settings, "JWT_ACCESS_TOKEN_EXPIRE_MINUTES", 30)
-        )
+        """How long an access token is accepted."""
+        return timedelta(minutes=self._ACCESS_TOKEN_MINUTES)
 
     @property
     def REFRESH_TOKEN_LIFETIME(self) -> timedelta:  # noqa: N802
-        return timedelta(days=getattr(settings, "JWT_REFRESH_TOKEN_EXPIRE_DAYS", 7))
+        """How long a refresh token is accepted."""
+        return timedelta(days=self._REFRESH_TOKEN_DAYS)
 
-    @property
-    def LOGIN_RATE(self) -> str:  # noqa: N802
-        """Attempts at /token and /token/refresh per client IP (rate string)."""
-        return getattr(settings, "GATEWAY_LOGIN_RATE", "5/m")
+    LOGIN_RATE = Setting(
+        "GATEWAY_LOGIN_RATE",
+        "5/m",
+        "Attempts at /token and /token/refresh per client IP (rate string).",
+    )
 
     # --- Rate-limit tiers ----------------------------------------------------
 
-    @property
-    def RATE_ANONYMOUS(self) -> str:  # noqa: N802
-        return getattr(settings, "GATEWAY_RATE_ANONYMOUS", "100/h")
-
-    @property
-    def RATE_AUTHENTICATED(self) -> str:  # noqa: N802
-        return getattr(settings, "GATEWAY_RATE_AUTHENTICATED", "1000/h")
-
-    @property
-    def RATE_ADMIN(self) -> str:  # noqa: N802
-        return getattr(settings, "GATEWAY_RATE_ADMIN", "10000/h")
-
-    @property
-    def RATE_PROCESSING(self) -> str:  # noqa: N802
-        return getattr(settings, "GATEWAY_RATE_PROCESSING", "50/h")
+    RATE_ANONYMOUS = Setting(
+        "GATEWAY_RATE_ANONYMOUS",
+        "100/h",
+        "Requests per anonymous client IP (IPv6 by /64), rate string.",
+    )
+    RATE_AUTHENTICATED = Setting(
+        "GATEWAY_RATE_AUTHENTICATED", "1000/h", "Requests per user (rate string)."
+    )
+    RATE_ADMIN = Setting(
+        "GATEWAY_RATE_ADMIN", "10000/h", "Requests per staff user (rate string)."
+    )
+    RATE_PROCESSING = Setting(
+        "GATEWAY_RATE_PROCESSING",
+        "50/h",
+        "Calls that make an upstream do work, per caller, on top of its tier.",
+    )
 
 
 conf = GatewaySettings()

@@ -15,9 +15,9 @@ from rest_framework.views import APIView
 from gateway_site.gateway import auth, store, tiers
 from gateway_site.gateway.conf import conf
 from likes import ratelimit
-from likes.api import ErrorSerializer
 from likes.http import error_response, json_response, method_not_allowed
 from likes.parsers import JSONParser
+from likes.serializers import ErrorSerializer
 
 
 def unauthorized(exc: auth.Unauthorized, headers: dict | None = None):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from likes import transfer
+from likes import apikeys, services
 
 
 def _when(value) -> str:
@@ -51,11 +51,11 @@ class Command(BaseCommand):
                 "revoke": self.revoke_key,
             }[options["action"]]
             action(**options)
-        except transfer.TransferError as exc:
+        except services.ServiceError as exc:
             raise CommandError(str(exc)) from exc
 
     def create_key(self, *, name, **options):
-        api_key, key = transfer.apikey_create(name=name)
+        api_key, key = apikeys.apikey_create(name=name)
         self.stderr.write(
             f'Created API key "{api_key.name}" (prefix {api_key.prefix}). '
             "Store it now: it cannot be shown again.",
@@ -64,7 +64,7 @@ class Command(BaseCommand):
         self.stdout.write(key)
 
     def list_keys(self, **options):
-        keys = transfer.apikey_list()
+        keys = apikeys.apikey_list()
         if not keys:
             self.stdout.write("No API keys.")
             return
@@ -86,7 +86,7 @@ class Command(BaseCommand):
             self.stdout.write("  ".join([*cells, row[4]]))
 
     def revoke_key(self, *, prefix, **options):
-        api_key, revoked = transfer.apikey_revoke(prefix=prefix)
+        api_key, revoked = apikeys.apikey_revoke(prefix=prefix)
         if revoked:
             self.stdout.write(f'Revoked API key {api_key.prefix} ("{api_key.name}").')
         else:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from likes import transfer
+from likes import services
 
 
 class Command(BaseCommand):
@@ -15,8 +15,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            result = transfer.post_rename(old=options["old"], new=options["new"])
-        except transfer.TransferError as exc:
+            result = services.post_rename(old=options["old"], new=options["new"])
+        except services.ServiceError as exc:
             raise CommandError(str(exc)) from exc
         how = "Merged" if result.merged_into_existing else "Renamed"
         into = "into the existing post" if result.merged_into_existing else "to"

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from likes import transfer
+from likes.models import Post
 
 
 class Command(BaseCommand):
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         limit = options["limit"]
         if limit < 0:
             raise CommandError("--limit must be 0 (all) or more.")
-        result = transfer.stats(limit=limit or None)
+        result = Post.objects.stats(limit or None)
         if options["json"]:
             rows = [{"post_id": p.post_id, "likes": p.likes} for p in result.top]
             self.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2))
