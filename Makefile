@@ -76,6 +76,11 @@ check-migrations: $(VENV)/.dev-installed
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) staticfiles .pytest_cache .coverage
 
+# What counting one request against a rate limit costs, per store.
+.PHONY: bench-ratelimit
+bench-ratelimit: $(VENV)/.dev-installed
+	$(BIN)/python -m tests.benchmarks.ratelimit_store $(BENCH_ARGS)
+
 # How the likes API is served: sync, gthread and asyncio workers, with slow
 # clients (needs wrk).
 .PHONY: bench-serving

@@ -18,8 +18,17 @@ PROCESS_LOCAL_CACHES = frozenset(
 )
 
 
+def process_local_caches() -> list[str]:
+    """The configured caches (``default``, ``counters``) local to one process."""
+    return [
+        f"{alias} ({config['BACKEND']})"
+        for alias, config in settings.CACHES.items()
+        if config["BACKEND"] in PROCESS_LOCAL_CACHES
+    ]
+
+
 def cache_is_shared() -> bool:
-    return settings.CACHES["default"]["BACKEND"] not in PROCESS_LOCAL_CACHES
+    return not process_local_caches()
 
 
 @register()
@@ -43,11 +52,12 @@ def check_secret_key(app_configs, **kwargs):
 def check_shared_cache(app_configs, **kwargs):
     """Refuse several workers on a per-process cache: rate limits would not add up."""
     workers = configured_workers()
-    if workers > 1 and not cache_is_shared():
+    local = process_local_caches()
+    if workers > 1 and local:
         return [
             Error(
-                f"The cache backend {settings.CACHES['default']['BACKEND']} is "
-                f"local to one process, but {workers} workers would serve traffic.",
+                f"The cache {', '.join(local)} is local to one process, but "
+                f"{workers} workers would serve traffic.",
                 hint="Set REDIS_URL, keep the default on-disk cache, or set "
                 "WEB_CONCURRENCY=1.",
                 id="gateway_site.E002",

@@ -169,6 +169,20 @@ class SharedTable:
         finally:
             self._unlock(stripe)
 
+    def touch(self, key: str | bytes, ttl: float) -> bool:
+        """Give a live key a new lifetime; whether it was live."""
+        digest, stripe, base = self._locate(key)
+        now = time.time()
+        self._lock(stripe)
+        try:
+            offset, live = self._find(base, digest, now)
+            if live:
+                _, _, value = SLOT.unpack_from(self._map, offset)
+                SLOT.pack_into(self._map, offset, digest, now + ttl, value)
+            return live
+        finally:
+            self._unlock(stripe)
+
     def delete(self, key: str | bytes) -> bool:
         digest, stripe, base = self._locate(key)
         self._lock(stripe)
@@ -179,6 +193,15 @@ class SharedTable:
             return live
         finally:
             self._unlock(stripe)
+
+    def clear(self) -> None:
+        """Forget every key (the whole file is locked meanwhile)."""
+        with self._thread_lock:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX, STRIPES, 0)
+            try:
+                self._map[:] = bytes(len(self._map))
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, STRIPES, 0)
 
     def close(self) -> None:
         self._map.close()

@@ -73,10 +73,12 @@ def _cache_state() -> str:
 def _cache_ok() -> bool:
     key = f"gw:ready:{uuid.uuid4().hex}"
     try:
-        cache = caches["default"]
-        cache.set(key, 1, timeout=10)
-        good = cache.get(key) == 1
-        cache.delete(key)
+        good = True
+        for alias in ("default", "counters"):
+            cache = caches[alias]
+            cache.set(key, 1, timeout=10)
+            good = good and cache.get(key) == 1
+            cache.delete(key)
         return good
     except Exception:
         logger.exception("Cache check failed")

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import ipaddress
 
-from django.core.cache import cache
+from django.core.cache import caches
 from django.utils import timezone
 
 from likes import services
@@ -52,7 +52,7 @@ def reached(*, ip: str, post_id: str) -> bool:
         return False
     key = _key(ip, post_id)
     try:
-        return key is not None and (cache.get(key) or 0) >= cap
+        return key is not None and (caches["counters"].get(key) or 0) >= cap
     except Exception:  # the cache is down: the dedupe still applies
         return False
 
@@ -64,6 +64,7 @@ def counted(*, ip: str, post_id: str) -> None:
     key = _key(ip, post_id)
     if key is None:
         return
+    cache = caches["counters"]
     try:
         cache.add(key, 0, TTL)
         cache.incr(key)

@@ -23,6 +23,18 @@ def need(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def fresh_counters():
+    """Each test starts with no rate-limit or per-network counts of earlier ones."""
+    from django.core.cache import caches
+
+    counters = caches["counters"]
+    if hasattr(counters, "delete_pattern"):  # Redis: this run's keys only
+        counters.delete_pattern("*")
+    else:
+        counters.clear()
+
+
 @pytest.fixture
 def api_client():
     return APIClient()

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import jwt
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.core.cache import caches
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.utils import timezone
@@ -400,9 +400,9 @@ def test_jwt_secret_key_is_used_when_set(settings):
 @pytest.fixture
 def limits_on(settings):
     settings.RATELIMIT_ENABLE = True
-    cache.clear()
+    caches["counters"].clear()
     yield settings
-    cache.clear()
+    caches["counters"].clear()
 
 
 def test_token_attempts_are_rate_limited_per_ip(client, user, limits_on):

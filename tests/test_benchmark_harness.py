@@ -42,3 +42,24 @@ def test_benchmark_runs_all_servers_and_writes_its_report(tmp_path):
     assert project["post"]["non_2xx"] == project["get"]["non_2xx"] == 0
     assert report["memory"]["project"]["processes"] == 3  # master + 2 workers
     assert set(report["ratios"]) >= {"get_rps_vs_baseline", "post_rps_vs_baseline"}
+
+
+def test_rate_limit_store_benchmark_checks_that_counts_add_up(tmp_path):
+    from tests.benchmarks import ratelimit_store
+
+    report = ratelimit_store.main(
+        [
+            "--checks",
+            "300",
+            "--stores",
+            "counters,diskcache,locmem",
+            "--output",
+            str(tmp_path / "ratelimit_store.json"),
+        ]
+    )
+
+    exact = {row["store"]: row["exact_across_processes"] for row in report["results"]}
+    # The shared stores count every check of both processes; per-process memory
+    # does not add up (the reason it is not the default).
+    assert exact == {"counters": True, "diskcache": True, "locmem": False}
+    assert all(row["cpu_us_per_check"] > 0 for row in report["results"])

@@ -28,3 +28,105 @@ def test_the_on_disk_cache_keeps_its_connections_when_a_request_finishes(disk_ca
 
     assert disk_cache.get("key-3") == 3
     assert shard_connections(disk_cache) == before
+
+
+# --- The counters cache (rate limits, the per-network cap) ----------------------
+
+
+@pytest.fixture
+def counters(tmp_path):
+    from gateway_site.cache import CounterCache
+
+    return CounterCache(str(tmp_path / "limits.bin"), {})
+
+
+def test_counters_add_incr_get_and_expire(counters):
+    assert counters.add("k", 0, 60) is True
+    assert counters.add("k", 5, 60) is False  # live: untouched
+    assert counters.incr("k") == 1
+    assert counters.incr("k", 2) == 3
+    assert counters.get("k") == 3
+    assert isinstance(counters.get("k"), int)
+    assert counters.get("missing", "default") == "default"
+    with pytest.raises(ValueError, match="not found"):
+        counters.incr("missing")
+
+    counters.set("short", 7, 0.05)
+    assert counters.has_key("short")
+    import time
+
+    time.sleep(0.1)
+    assert counters.get("short") is None
+    assert counters.add("short", 1, 60) is True  # an expired key is free again
+
+
+def test_counters_touch_delete_clear_and_timeouts(counters):
+    counters.set("a", 1.5, 60)
+    assert counters.get("a") == 1.5
+    assert counters.touch("a", 120) is True
+    assert counters.touch("nope", 120) is False
+    assert counters.delete("a") is True
+    assert counters.delete("a") is False
+    counters.set("forever", 1, None)
+    assert counters.get("forever") == 1
+    counters.set("gone", 1, 0)  # a timeout of 0 stores nothing
+    assert counters.get("gone") is None
+    assert counters.add("zero", 1, 0) is False
+    counters.clear()
+    assert counters.get("forever") is None
+
+
+@pytest.mark.parametrize("value", ["text", b"bytes", None, True, [1]])
+def test_counters_refuse_anything_but_numbers(counters, value):
+    with pytest.raises(TypeError, match="numbers only"):
+        counters.set("k", value, 60)
+
+
+def test_counters_take_any_key(counters):
+    key = "x" * 400 + " spaces and\ttabs"  # memcached would refuse both
+    counters.set(key, 1, 60)
+    assert counters.get(key) == 1
+
+
+def _add_many(path, n):
+    from gateway_site.cache import CounterCache
+
+    cache = CounterCache(path, {})
+    for _ in range(n):
+        cache.add("shared", 0, 600)
+        cache.incr("shared")
+
+
+def test_counters_add_up_across_processes(counters):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    procs = [
+        context.Process(target=_add_many, args=(str(counters.path), 2000))
+        for _ in range(4)
+    ]
+    for proc in procs:
+        proc.start()
+    _add_many(str(counters.path), 2000)
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+
+    assert counters.get("shared") == 5 * 2000
+
+
+def test_a_process_local_counters_cache_with_several_workers_is_refused(
+    settings, monkeypatch
+):
+    from gateway_site.checks import check_shared_cache
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "counters": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+
+    errors = check_shared_cache(None)
+
+    assert [e.id for e in errors] == ["gateway_site.E002"]
+    assert "counters (django.core.cache.backends.locmem.LocMemCache)" in errors[0].msg

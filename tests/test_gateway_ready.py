@@ -77,13 +77,12 @@ def test_a_down_upstream_does_not_make_the_gateway_unready(client, gateway, upst
 
 def test_a_broken_cache_makes_the_gateway_unready(client, gateway, upstreams, settings):
     gateway([upstreams().url])
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "IGNORE_EXCEPTIONS": True},
-        }
+    dead = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "IGNORE_EXCEPTIONS": True},
     }
+    settings.CACHES = {"default": dead, "counters": dead}
 
     response = client.get("/ready")
 

@@ -19,7 +19,8 @@ CONF = str(BASE_DIR / "gateway_site/gunicorn.conf.py")
 LOCMEM_SETTINGS = """
 from gateway_site.settings.base import *  # noqa: F403
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+_LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+CACHES = {"default": _LOCMEM, "counters": _LOCMEM}
 """
 
 

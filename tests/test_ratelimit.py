@@ -3,7 +3,7 @@ from http import HTTPStatus
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.core.cache import caches
 from django.test import RequestFactory
 
 from likes.ratelimit import client_ip
@@ -19,9 +19,9 @@ def limits_on(settings):
     settings.LIKES_GET_RATE = RATE
     settings.LIKES_POST_RATE = RATE
     settings.LIKES_DEDUPE = False
-    cache.clear()
+    caches["counters"].clear()
     yield settings
-    cache.clear()
+    caches["counters"].clear()
 
 
 def read(client, ip=None, **headers):
@@ -127,13 +127,12 @@ def test_ratelimit_enable_false_switches_limits_off(client, limits_on):
     assert "X-RateLimit-Limit" not in response
 
 
-DEAD_REDIS = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "IGNORE_EXCEPTIONS": True},
-    }
+_DEAD = {
+    "BACKEND": "django_redis.cache.RedisCache",
+    "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+    "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "IGNORE_EXCEPTIONS": True},
 }
+DEAD_REDIS = {"default": _DEAD, "counters": _DEAD}
 
 
 @pytest.mark.django_db

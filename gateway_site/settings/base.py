@@ -151,26 +151,28 @@ else:
         )
 
 # --- Cache ------------------------------------------------------------------
-# Rate limits and breaker state must be shared by every worker: Redis when
-# REDIS_URL is set, otherwise an on-disk cache in DATA_DIR that all gunicorn
-# workers on the box open (atomic increments through SQLite transactions).
+# Two caches, shared by every worker. ``counters`` holds the rate limits
+# (django-ratelimit's RATELIMIT_USE_CACHE) and the likes' per-network cap;
+# ``default`` anything else. With REDIS_URL both live in Redis. The embedded
+# default keeps counters in a table mapped into every worker's memory
+# (DATA_DIR/limits.bin: an increment is a lock and a few bytes, no disk
+# transaction) and the rest in an on-disk cache in DATA_DIR.
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "gateway",
-            "OPTIONS": {
-                "SOCKET_CONNECT_TIMEOUT": 5,
-                "SOCKET_TIMEOUT": 5,
-                # Redis down: cache calls return nothing instead of raising, so
-                # each rate limit's fail-open or fail-closed choice applies.
-                "IGNORE_EXCEPTIONS": True,
-            },
-        }
+    _redis = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "gateway",
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 5,
+            "SOCKET_TIMEOUT": 5,
+            # Redis down: cache calls return nothing instead of raising, so
+            # each rate limit's fail-open or fail-closed choice applies.
+            "IGNORE_EXCEPTIONS": True,
+        },
     }
+    CACHES = {"default": _redis, "counters": {**_redis}}
 else:
     CACHES = {
         "default": {
@@ -179,7 +181,11 @@ else:
             "TIMEOUT": 300,
             "SHARDS": 4,
             "DATABASE_TIMEOUT": 0.25,
-        }
+        },
+        "counters": {
+            "BACKEND": "gateway_site.cache.CounterCache",
+            "LOCATION": str(DATA_DIR / "limits.bin"),
+        },
     }
 
 # --- Storage ----------------------------------------------------------------
@@ -255,9 +261,9 @@ SILENCED_SYSTEM_CHECKS = [
     # subclass Django's check does not recognise), for the admin: the only part
     # that uses cookies. The public API and the gateway are cookie-free.
     "security.W003",
-    # diskcache (the embedded default) is not on django-ratelimit's list, but
-    # its increments are atomic SQLite transactions shared by all workers:
-    # tests/test_ratelimit.py counts across processes.
+    # gateway_site.cache.CounterCache (the embedded default's counters) is not
+    # on django-ratelimit's list, but its increments are atomic across all
+    # workers: tests/test_ratelimit.py counts across processes.
     "django_ratelimit.W001",
 ]
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
@@ -350,6 +356,7 @@ GATEWAY_USER_CACHE_SECONDS = env.int("GATEWAY_USER_CACHE_SECONDS", default=1800)
 # --- Rate limiting (django-ratelimit) ---------------------------------------
 
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+RATELIMIT_USE_CACHE = "counters"
 # Each limit chooses: the likes API fails open, the admin login fails closed.
 RATELIMIT_FAIL_OPEN = False
 ADMIN_LOGIN_RATE = env.str("ADMIN_LOGIN_RATE", default="5/m")

@@ -21,14 +21,14 @@ RATELIMIT_ENABLE = False
 STATIC_ROOT = tempfile.mkdtemp(prefix="likes-test-static-")
 atexit.register(shutil.rmtree, STATIC_ROOT, ignore_errors=True)
 WHITENOISE_USE_FINDERS = True
-if REDIS_URL:
-    CACHES["default"]["KEY_PREFIX"] = "gateway-test"
-else:
-    # The same on-disk cache as the embedded default, in a throwaway directory.
-    CACHES["default"]["LOCATION"] = tempfile.mkdtemp(prefix="likes-test-cache-")
-    atexit.register(shutil.rmtree, CACHES["default"]["LOCATION"], ignore_errors=True)
-# The gateway's shared store: a throwaway DATA_DIR for the embedded default,
-# keys of this run only in Redis.
+# The caches and the gateway's shared store: a throwaway DATA_DIR for the
+# embedded default, keys of this run only in Redis.
 DATA_DIR = Path(tempfile.mkdtemp(prefix="likes-test-data-"))
 atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
+if REDIS_URL:
+    CACHES["default"]["KEY_PREFIX"] = CACHES["counters"]["KEY_PREFIX"] = "gateway-test"
+else:
+    # The same caches as the embedded default, in the throwaway directory.
+    CACHES["default"]["LOCATION"] = str(DATA_DIR / "cache")
+    CACHES["counters"]["LOCATION"] = str(DATA_DIR / "limits.bin")
 GATEWAY_STORE_PREFIX = f"gw-test-{uuid.uuid4().hex[:8]}:"
