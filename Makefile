@@ -27,6 +27,7 @@ $(VENV)/.dev-installed: $(wildcard requirements/*.txt) | $(BIN)/python
 	@echo "Wrote a new DJANGO_SECRET_KEY to .env"
 
 run: $(VENV)/.base-installed .env
+	@$(BIN)/python -m gateway_site.portcheck $(HOST) $(PORT)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo

@@ -9,8 +9,9 @@ threads only share one GIL (tests/benchmarks).
 
 Compared with gunicorn's sync workers, which close the connection after every
 answer, connections are kept alive. A response that fits in memory (up to
-``BUFFER``) goes back to the event loop in one hop; a larger or streamed one
-(a CSV export) is sent chunk by chunk while the thread produces it.
+``BUFFER``) goes back to the event loop in one hop, with its Content-Length; a
+larger or streamed one (a CSV export) is sent chunk by chunk while the thread
+produces it.
 
 A request to Django that runs longer than gunicorn's ``timeout`` makes the
 worker exit (gunicorn starts a new one), as a sync worker would have been
@@ -135,7 +136,8 @@ class WSGIBridge:
                     if size > BUFFER:
                         break
                 else:
-                    return started["status"], started["headers"], b"".join(chunks)
+                    content = b"".join(chunks)
+                    return started["status"], sized(started, content), content
                 # Too large to hold: stream the rest as it comes.
                 forward(
                     {
@@ -168,6 +170,20 @@ class WSGIBridge:
                     close()
         finally:
             del self._running[key]
+
+
+def sized(started, content: bytes) -> list:
+    """The headers of a whole answer, with its Content-Length when it has none
+    (what Django's CommonMiddleware adds; the public API runs without it)."""
+    headers = started["headers"]
+    status = started["status"]
+    if (
+        status >= 200
+        and status not in (204, 304)
+        and not any(name == b"content-length" for name, _ in headers)
+    ):
+        headers.append((b"content-length", str(len(content)).encode()))
+    return headers
 
 
 async def send_error(send, status: int, code: str, detail: str) -> None:

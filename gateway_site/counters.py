@@ -3,7 +3,7 @@
 The embedded default has no Redis, yet rate limits and circuit breakers must
 add up across all gunicorn workers (and the gateway's data plane). Counting in
 the on-disk cache costs a SQLite write transaction per request; this table
-costs two ``fcntl`` calls: it is a file in ``DATA_DIR`` mapped into memory
+costs two ``fcntl`` calls per update: it is a file in ``DATA_DIR`` mapped into memory
 (``MAP_SHARED``), whose fixed-size slots each hold a key digest, an expiry time
 and a number. A key hashes to one stripe of slots; the stripe is locked (a
 byte-range lock on the file, which excludes other processes, plus a thread
@@ -29,6 +29,8 @@ from pathlib import Path
 
 # digest (16 bytes), expires at (unix seconds, 0: empty), value
 SLOT = struct.Struct("<16sdd")
+EXPIRES = struct.Struct("<d")
+EXPIRES_AT = 16  # the expiry's offset in a slot
 STRIPES = 4096
 EMPTY = bytes(16)
 
@@ -80,11 +82,23 @@ class SharedTable:
         finally:
             self._thread_lock.release()
 
+    def _live(self, stripe: bytes, digest: bytes, now: float) -> int | None:
+        """Where in ``stripe`` the key's first slot is, if that slot is live."""
+        at = stripe.find(digest)
+        while at > 0 and at % SLOT.size:  # inside another field: look further
+            at = stripe.find(digest, at + 1)
+        if at >= 0 and EXPIRES.unpack_from(stripe, at + EXPIRES_AT)[0] > now:
+            return at
+        return None
+
     def _find(self, base: int, digest: bytes, now: float) -> tuple[int, bool]:
         """(offset, live): the key's live slot, else the slot to take for it."""
+        stripe = self._map[base : base + self.stripe_bytes]
+        at = self._live(stripe, digest, now)
+        if at is not None:
+            return base + at, True
         free = None
         soonest, soonest_at = base, float("inf")
-        stripe = self._map[base : base + self.stripe_bytes]
         for index, (key, expires, _) in enumerate(SLOT.iter_unpack(stripe)):
             offset = base + index * SLOT.size
             if key == digest and expires > now:
@@ -141,9 +155,18 @@ class SharedTable:
             self._unlock(stripe)
 
     def add(self, key: str | bytes, value: float, ttl: float) -> bool:
-        """Set ``key`` only when it is not live; whether it was set."""
+        """Set ``key`` only when it is not live; whether it was set.
+
+        A key found live without the lock is an answer already (False): only
+        a write of that very key puts its digest in a slot, so the key was
+        live at that moment. django-ratelimit calls ``add`` before every
+        ``incr``; this makes a count one locked update instead of two.
+        """
         digest, stripe, base = self._locate(key)
         now = time.time()
+        peek = self._map[base : base + self.stripe_bytes]
+        if self._live(peek, digest, now) is not None:
+            return False
         self._lock(stripe)
         try:
             offset, live = self._find(base, digest, now)

@@ -1,10 +1,10 @@
 """Middleware of the project.
 
-Sessions, authentication, messages and CSRF serve the admin only: the public
+Sessions, CSRF, authentication and messages serve the admin only: the public
 API and the gateway authenticate with API keys and bearer tokens, never with
-cookies. Scoping them to the admin keeps session cookies out of the public
-endpoints and saves about a fifth of the cost of every API request
-(tests/benchmarks). A view outside the admin that needs a session fails loudly
+cookies. :class:`AdminMiddleware` runs Django's own middleware for those, for
+``/admin/`` alone, so the public endpoints carry no session cookie and do not
+pay for them. A view outside the admin that needs a session fails loudly
 (``request.session`` is missing) instead of silently running without CSRF.
 """
 
@@ -18,7 +18,9 @@ from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
+from django.core.handlers.exception import convert_exception_to_response
 from django.core.signals import request_finished
+from django.middleware.common import CommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 
 from gateway_site.http import ADMIN_CSP, API_CSP, PERMISSIONS_POLICY
@@ -28,41 +30,53 @@ from likes.http import error_response
 
 ADMIN_PREFIX = "/admin/"
 
+# Django's middleware the admin needs, outermost first, as Django's default
+# MIDDLEWARE orders them.
+ADMIN_MIDDLEWARE = (
+    SessionMiddleware,
+    CommonMiddleware,
+    CsrfViewMiddleware,
+    AuthenticationMiddleware,
+    MessageMiddleware,
+)
 
-class AdminOnlyMixin:
-    """Run a Django middleware for the admin's requests only.
 
-    Both of its entry points: ``__call__`` and, for views, ``process_view``,
-    which Django's handler calls for every view whatever ``__call__`` did (so
-    a CSRF check would otherwise refuse every POST to a view outside the admin).
+class AdminMiddleware:
+    """Django's session, common, CSRF, authentication and message middleware,
+    for requests under ``/admin/`` only.
+
+    The chain is built once from Django's own classes, each wrapped as Django's
+    handler wraps a middleware (an exception becomes a response at that
+    layer). Django calls ``process_view`` of the middleware in ``MIDDLEWARE``
+    only, so this one hands it to the CSRF middleware, where the check runs.
+    Other requests go straight on: the public API has no trailing-slash
+    redirects either (``CommonMiddleware``); the server sets Content-Length.
     """
 
+    def __init__(self, get_response):
+        self.get_response = get_response
+        admin = get_response
+        for middleware in reversed(ADMIN_MIDDLEWARE):
+            admin = middleware(admin)
+            if middleware is CsrfViewMiddleware:
+                self.csrf = admin
+            admin = convert_exception_to_response(admin)
+        self.admin = admin
+
+    @staticmethod
+    def is_admin(path: str) -> bool:
+        # "/admin" too: CommonMiddleware redirects it to "/admin/".
+        return path.startswith(ADMIN_PREFIX) or path == ADMIN_PREFIX[:-1]
+
     def __call__(self, request):
-        if not request.path_info.startswith(ADMIN_PREFIX):
-            return self.get_response(request)
-        return super().__call__(request)
+        if self.is_admin(request.path_info):
+            return self.admin(request)
+        return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        parent = getattr(super(), "process_view", None)
-        if parent is None or not request.path_info.startswith(ADMIN_PREFIX):
+        if not self.is_admin(request.path_info):
             return None
-        return parent(request, view_func, view_args, view_kwargs)
-
-
-class AdminSessionMiddleware(AdminOnlyMixin, SessionMiddleware):
-    pass
-
-
-class AdminCsrfViewMiddleware(AdminOnlyMixin, CsrfViewMiddleware):
-    pass
-
-
-class AdminAuthenticationMiddleware(AdminOnlyMixin, AuthenticationMiddleware):
-    pass
-
-
-class AdminMessageMiddleware(AdminOnlyMixin, MessageMiddleware):
-    pass
+        return self.csrf.process_view(request, view_func, view_args, view_kwargs)
 
 
 # Control characters, once percent-decoded: no parameter needs them, and some
@@ -70,13 +84,19 @@ class AdminMessageMiddleware(AdminOnlyMixin, MessageMiddleware):
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 
 
-class QueryGuardMiddleware:
-    """Refuse a query string that percent-encodes control characters: a JSON 400."""
+class RequestGuardMiddleware:
+    """Refuse, with a 400, a request whose Host is not in ``ALLOWED_HOSTS`` or
+    whose query string percent-encodes control characters.
+
+    Django validates the Host only when something asks for it (its common and
+    CSRF middleware do, for the admin here): asking here covers every route.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        request.get_host()  # DisallowedHost: Django's 400
         query = request.META.get("QUERY_STRING", "")
         if "%" in query and _CONTROL.search(
             unquote_to_bytes(query.encode("latin-1", "replace"))
@@ -90,20 +110,40 @@ class QueryGuardMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """Add Content-Security-Policy and Permissions-Policy to every response."""
+    """X-Frame-Options, Content-Security-Policy and Permissions-Policy on every
+    response, decided once at start (beside Django's SecurityMiddleware, which
+    sends HSTS, nosniff, the referrer and opener policies).
+
+    X-Frame-Options follows ``X_FRAME_OPTIONS`` and Django's
+    ``xframe_options_exempt``, as ``XFrameOptionsMiddleware`` would; the admin
+    and its static files get the admin's CSP, everything else the API's.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
         static_path = urlsplit(settings.STATIC_URL).path
         self.admin_prefixes = (ADMIN_PREFIX, "/" + static_path.lstrip("/"))
+        self.frame_options = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
+        self.api_headers = (
+            ("Content-Security-Policy", API_CSP),
+            ("Permissions-Policy", PERMISSIONS_POLICY),
+        )
+        self.admin_headers = (
+            ("Content-Security-Policy", ADMIN_CSP),
+            ("Permissions-Policy", PERMISSIONS_POLICY),
+        )
 
     def __call__(self, request):
         response = self.get_response(request)
-        csp = (
-            ADMIN_CSP if request.path_info.startswith(self.admin_prefixes) else API_CSP
-        )
-        response.headers.setdefault("Content-Security-Policy", csp)
-        response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        headers = response.headers
+        if not getattr(response, "xframe_options_exempt", False):
+            headers.setdefault("X-Frame-Options", self.frame_options)
+        if request.path_info.startswith(self.admin_prefixes):
+            extra = self.admin_headers
+        else:
+            extra = self.api_headers
+        for name, value in extra:
+            headers.setdefault(name, value)
         return response
 
 

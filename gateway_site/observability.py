@@ -131,8 +131,7 @@ def gunicorn_post_fork(server, worker) -> None:
         from gateway_site.asgi import application as site
         from gateway_site.wsgi import application
 
-        application.django.load_middleware()
-        application.refresh()  # the stack changed: reads go through Django
+        application.load_middleware()
         site.trace(tracer_provider=_tracer_provider[0])
 
 

@@ -6,11 +6,16 @@ gateway reuses both.
 
 import ipaddress
 import logging
+import os
 import re
+import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from http import HTTPStatus
 
+from django.conf import settings
+from django.core.cache import caches
 from django_ratelimit import ALL
 from django_ratelimit.core import get_usage
 
@@ -109,6 +114,7 @@ def is_rate(value) -> bool:
     return isinstance(value, str) and _RATE.fullmatch(value) is not None
 
 
+@lru_cache(maxsize=64)
 def parse_rate(rate: str) -> tuple[int, int]:
     """("10/m") -> (10, 60): requests allowed and the window in seconds."""
     if not is_rate(rate):
@@ -176,6 +182,103 @@ def check(
         window=window,
         exceeded=usage["should_limit"],
     )
+
+
+class ReadBudget:
+    """A rate limit for count reads, counted in this process and added to the
+    shared count in batches: approximate by design, cheap by design.
+
+    A read is the most frequent request and the cheapest to serve; counting
+    each one in the cache shared by all workers cost more than the rest of
+    its rate-limit check (``make bench``: rate limits on vs off). Here a
+    client's reads are counted in this process's memory and added to the
+    shared counter (cache alias ``RATELIMIT_USE_CACHE``) every ``BATCH``
+    reads, and at every read once the client is past half its limit, so the
+    decision near the limit uses the shared total. A worker learns the other
+    workers' reads when it adds its own, so a client can get at most
+    ``(BATCH - 1) x workers`` reads past its limit in a window; likes and
+    everything else keep django-ratelimit's exact count.
+
+    Windows are fixed (they start at multiples of the period); counts not yet
+    added when a window ends are dropped with it. At most ``MAX_CLIENTS``
+    clients are remembered per window and process; past that, new clients are
+    counted exactly, at every read.
+    """
+
+    BATCH = 8
+    MAX_CLIENTS = 50_000
+    EXPIRY_FUDGE = 5  # seconds a shared counter outlives its window
+
+    def __init__(self, policy: str):
+        self.policy = policy
+        self.forget()
+        os.register_at_fork(after_in_child=self.forget)
+
+    def forget(self):
+        """Drop this process's counts (a forked worker starts empty)."""
+        self._lock = threading.Lock()
+        self._window = None
+        self._clients: dict[str, list[int]] = {}  # bucket -> [not added, shared]
+
+    def check(self, request, rate: str | None) -> Limit | None:
+        """Count this read; where the client stands (None: limits are off)."""
+        if not rate or not getattr(settings, "RATELIMIT_ENABLE", True):
+            return None
+        limit, period = parse_rate(rate)
+        now = time.time()
+        window = int(now // period) * period
+        bucket = bucket_of(client_ip(request))
+        with self._lock:
+            if window != self._window:
+                self._window, self._clients = window, {}
+            entry = self._clients.get(bucket)
+            if entry is None:
+                entry = [0, 0]
+                if len(self._clients) < self.MAX_CLIENTS:
+                    self._clients[bucket] = entry
+            entry[0] += 1
+            count = entry[0] + entry[1]
+            if entry[0] < self.BATCH and 2 * count < limit and bucket in self._clients:
+                return self._limit(limit, count, window + period - now, period)
+            pending, entry[0] = entry[0], 0
+        try:
+            shared = self._add(
+                f"{self.policy}:{rate}:{window}:{bucket}", pending, period
+            )
+        except Exception:  # the cache is down: reads fail open
+            logger.exception("Rate-limit cache unavailable for %s", self.policy)
+            return None
+        with self._lock:
+            entry[1] = max(entry[1], shared)
+            count = entry[0] + entry[1]
+        return self._limit(limit, count, window + period - now, period)
+
+    def _add(self, key: str, amount: int, period: int) -> int:
+        """Add ``amount`` to the shared count of ``key``; the new total."""
+        cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+        ttl = period + self.EXPIRY_FUDGE
+        key = "likes-read-budget:" + key
+        for _ in range(3):
+            if cache.add(key, amount, ttl):
+                return amount
+            try:
+                total = cache.incr(key, amount)
+            except ValueError:  # expired between the two: add again
+                continue
+            if total is None:  # a cache that swallows its errors
+                break
+            return total
+        raise RuntimeError(f"Could not count {key}")
+
+    def _limit(self, limit: int, count: int, left: float, period: int) -> Limit:
+        return Limit(
+            policy=self.policy,
+            limit=limit,
+            remaining=max(limit - count, 0),
+            reset_after=max(int(left), 0),
+            window=period,
+            exceeded=count > limit,
+        )
 
 
 def too_many_requests(limit: Limit):

@@ -1,5 +1,8 @@
 """The public likes API: the hottest endpoints, as plain Django views.
 
+Count reads are cacheable for ``LIKES_READ_CACHE_SECONDS`` (ETag, 304 on
+If-None-Match); likes, unlikes and errors are never cached.
+
 DRF's request and response wrapping cost about as much as the rest of a GET
 (tests/benchmarks measures it), so the anonymous read/like endpoints skip it.
 They have no authentication, no CSRF and a like needs no body: the original
@@ -14,7 +17,12 @@ from django.views.decorators.csrf import csrf_exempt
 
 from likes import caps, ratelimit, services
 from likes.conf import conf
-from likes.http import error_response, json_response, method_not_allowed
+from likes.http import (
+    cached_reads,
+    error_response,
+    json_response,
+    method_not_allowed,
+)
 from likes.models import Post
 from likes.parsing import parse_json
 from likes.receipts import InvalidReceipt, make_receipt, read_receipt
@@ -32,15 +40,17 @@ def invalid_ids(detail: str):
     return error_response(HTTPStatus.BAD_REQUEST, code="invalid_ids", detail=detail)
 
 
+# Reads are counted in batches per worker (approximate); likes exactly.
+read_budget = ratelimit.ReadBudget("likes-read")
+
+
 def rate_limit(request, *, write: bool):
     """Count the request against its rate limit; fail open if the cache is down."""
     if write:
         return ratelimit.check(
             request, policy="likes-write", rate=conf.POST_RATE, fail_open=True
         )
-    return ratelimit.check(
-        request, policy="likes-read", rate=conf.GET_RATE, fail_open=True
-    )
+    return read_budget.check(request, conf.GET_RATE)
 
 
 def storage_unavailable(exc: OperationalError):
@@ -55,12 +65,23 @@ def storage_unavailable(exc: OperationalError):
     )
 
 
+def _read(data):
+    """A count read: no rate-limit headers, since a shared cache (Cloudflare)
+    may hand this answer to other clients, whose limits are not these."""
+    return json_response(data)
+
+
 def _answer(limit, data, status=HTTPStatus.OK):
     headers = limit.headers() if limit else None
     return json_response(data, status=status, headers=headers)
 
 
+def read_cache_seconds() -> int:
+    return conf.READ_CACHE_SECONDS
+
+
 @csrf_exempt
+@cached_reads(read_cache_seconds)
 def like_detail(request, post_id: str):
     """GET reads one post's count; POST adds one like; DELETE undoes one."""
     method = request.method
@@ -79,9 +100,7 @@ def like_detail(request, post_id: str):
             return _unlike(request, post_id, limit)
     except OperationalError as exc:
         return storage_unavailable(exc)
-    return _answer(
-        limit, {"post_id": post_id, "likes": Post.objects.count_for(post_id)}
-    )
+    return _read({"post_id": post_id, "likes": Post.objects.count_for(post_id)})
 
 
 def _like(request, post_id, limit):
@@ -140,6 +159,7 @@ def _unlike(request, post_id, limit):
 
 
 @csrf_exempt
+@cached_reads(read_cache_seconds)
 def like_batch(request):
     """GET /likes/?ids=a,b,c: the counts of up to LIKES_BATCH_MAX posts at once."""
     if request.method == "POST":
@@ -165,4 +185,4 @@ def like_batch(request):
         ids.append(post_id)
     ids = list(dict.fromkeys(ids))
     counts = Post.objects.counts_for(ids)
-    return _answer(limit, [{"post_id": pid, "likes": n} for pid, n in counts.items()])
+    return _read([{"post_id": pid, "likes": n} for pid, n in counts.items()])

@@ -28,6 +28,10 @@ def fresh_counters():
     """Each test starts with no rate-limit or per-network counts of earlier ones."""
     from django.core.cache import caches
 
+    from likes.views import read_budget
+
+    read_budget.forget()
+
     counters = caches["counters"]
     if hasattr(counters, "delete_pattern"):  # Redis: this run's keys only
         counters.delete_pattern("*")

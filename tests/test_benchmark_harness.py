@@ -28,20 +28,36 @@ def test_benchmark_runs_all_servers_and_writes_its_report(tmp_path):
     )
 
     assert output.exists()
-    project, baseline = report["results"]["project"], report["results"]["baseline"]
-    assert set(project) == {"get", "post", "batch"}
-    assert set(baseline) == {"get", "post"}
-    assert "get" in report["results"]["ceiling"]
+    results = report["results"]
+    project, baseline = results["project"], results["baseline"]
+    workloads = {"page", "list", "like", "get"}
+    assert (
+        set(project) == set(baseline) == set(results["project-nolimits"]) == workloads
+    )
+    assert {"page", "list"} <= set(results["ceiling"])
+    # The project runs as installed: rate limits counting (raised), said so.
+    assert report["settings"]["project_rate_limits"].startswith("counting")
     # Correctness is asserted, speed is not: every like the project accepted
     # is counted, and it answered nothing but 2xx.
-    assert project["post"]["ok"] > 0
-    assert project["post"]["lost"] == 0
+    assert project["like"]["ok"] > 0
+    assert project["like"]["lost"] == 0
     # wrk stops recording at its deadline with up to one request per
     # connection still in flight; the server counts those too.
-    assert 0 <= project["post"]["counted"] - project["post"]["ok"] <= 8
-    assert project["post"]["non_2xx"] == project["get"]["non_2xx"] == 0
+    assert 0 <= project["like"]["counted"] - project["like"]["ok"] <= 8
+    assert all(project[w]["non_2xx"] == 0 for w in workloads)
+    # A list page is 20 requests to the original service, one to the project.
+    assert baseline["list"]["pages_per_s"] < baseline["list"]["rps"]
+    assert project["list"]["pages_per_s"] == project["list"]["rps"]
     assert report["memory"]["project"]["processes"] == 3  # master + 2 workers
-    assert set(report["ratios"]) >= {"get_rps_vs_baseline", "post_rps_vs_baseline"}
+    assert set(report["ratios"]) >= {
+        "page_rps_vs_baseline",
+        "page_p99_vs_baseline",
+        "page_rps_vs_ceiling",
+        "list_page_loads_vs_baseline",
+        "like_rps_vs_baseline",
+        "read_cpu_limits_vs_off",
+        "worker_peak_rss_mb",
+    }
 
 
 def test_rate_limit_store_benchmark_checks_that_counts_add_up(tmp_path):

@@ -130,3 +130,25 @@ def test_a_process_local_counters_cache_with_several_workers_is_refused(
 
     assert [e.id for e in errors] == ["gateway_site.E002"]
     assert "counters (django.core.cache.backends.locmem.LocMemCache)" in errors[0].msg
+
+
+def test_a_table_finds_a_key_past_look_alike_bytes_and_its_own_expired_slot(tmp_path):
+    import struct
+    import time
+
+    from gateway_site.counters import SLOT, SharedTable
+
+    table = SharedTable(tmp_path / "t.bin", slots_per_stripe=4)
+    digest, _, base = table._locate("key")
+    now = time.time()
+    # Slot 0: another key whose expiry and value bytes spell "key"'s digest;
+    # slot 1: "key" itself, expired; slot 2: "key", live.
+    expires, value = struct.unpack("<dd", digest)
+    SLOT.pack_into(table._map, base, b"x" * 16, expires, value)
+    SLOT.pack_into(table._map, base + SLOT.size, digest, now - 1, 7.0)
+    SLOT.pack_into(table._map, base + 2 * SLOT.size, digest, now + 60, 3.0)
+
+    assert table.get("key") == 3.0
+    assert table.add("key", 1, 60) is False
+    assert table.incr("key") == 4.0
+    table.close()

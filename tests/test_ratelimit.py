@@ -100,12 +100,18 @@ def test_429_is_json_with_retry_after_and_rate_limit_headers(client, limits_on):
 
 
 @pytest.mark.django_db
-def test_allowed_responses_carry_the_remaining_count(client, limits_on):
-    first, second = read(client), read(client)
+def test_allowed_likes_carry_the_remaining_count_and_reads_do_not(client, limits_on):
+    first, second = client.post("/likes/p"), client.post("/likes/p")
 
     assert first["X-RateLimit-Remaining"] == "2"
     assert second["X-RateLimit-Remaining"] == "1"
     assert "Retry-After" not in second
+    # A read may be served by a shared cache to other clients: no per-client
+    # numbers on it (they are on its 429).
+    reads = [read(client) for _ in range(4)]
+    assert [r.status_code for r in reads] == [200, 200, 200, 429]
+    assert not any("RateLimit" in r or "X-RateLimit-Remaining" in r for r in reads[:3])
+    assert reads[3]["X-RateLimit-Remaining"] == "0"
 
 
 @pytest.mark.django_db
@@ -169,15 +175,96 @@ def test_admin_login_is_rate_limited(client, limits_on):
 
 
 @pytest.mark.live
-def test_limits_are_exact_across_gunicorn_workers(tmp_path):
+def test_like_limits_are_exact_and_read_limits_bounded_across_gunicorn_workers(
+    tmp_path,
+):
+    from likes.ratelimit import ReadBudget
+
     env = project_env(
-        DATA_DIR=str(tmp_path), LIKES_GET_RATE="40/h", RATELIMIT_ENABLE="true"
+        DATA_DIR=str(tmp_path),
+        LIKES_GET_RATE="40/h",
+        LIKES_POST_RATE="40/h",
+        LIKES_DEDUPE="off",
+        RATELIMIT_ENABLE="true",
     )
     manage("migrate", "--noinput", env=env)
 
     with gunicorn(env, workers=2) as server:
-        outcomes = fire("GET", f"{server.base_url}/likes/p", total=120, concurrency=8)
+        likes = fire("POST", f"{server.base_url}/likes/p", total=120, concurrency=8)
+        reads = fire("GET", f"{server.base_url}/likes/p", total=120, concurrency=8)
         last = httpx.get(f"{server.base_url}/likes/p")
+        count = httpx.post(f"{server.base_url}/likes/q").headers
 
-    assert outcomes == {200: 40, 429: 80}
+    # Likes: exactly the limit, whichever worker answered.
+    assert likes == {200: 40, 429: 80}
+    assert count["X-RateLimit-Remaining"] == "0"  # the same per-IP write limit
+    # Reads are counted in batches per worker: at most BATCH - 1 extra reads
+    # per worker, never fewer than the limit.
+    assert 40 <= reads[200] <= 40 + (ReadBudget.BATCH - 1) * 2
+    assert reads[200] + reads[429] == 120
     assert last.status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+
+def shared_reads(budget, rate, ip="198.51.100.7"):
+    from likes.ratelimit import parse_rate
+
+    period = parse_rate(rate)[1]
+    window = int(__import__("time").time() // period) * period
+    return caches["counters"].get(
+        f"likes-read-budget:{budget.policy}:{rate}:{window}:{ip}"
+    )
+
+
+def test_reads_reach_the_shared_count_in_batches_then_one_by_one(limits_on):
+    from likes.ratelimit import ReadBudget
+
+    budget = ReadBudget("test-read")
+    request = RequestFactory().get("/likes/p", REMOTE_ADDR="198.51.100.7")
+    rate = "100/h"
+
+    for _ in range(ReadBudget.BATCH - 1):
+        budget.check(request, rate)
+    assert shared_reads(budget, rate) is None  # counted here only
+    limit = budget.check(request, rate)
+    assert shared_reads(budget, rate) == ReadBudget.BATCH
+    assert limit.remaining == 100 - ReadBudget.BATCH
+
+    # Other workers' reads are learned when this one adds its batch: at most
+    # BATCH - 1 reads pass before it, then every read is added (past half).
+    caches["counters"].incr(
+        f"likes-read-budget:test-read:{rate}:"
+        f"{int(__import__('time').time() // 3600) * 3600}:198.51.100.7",
+        100 - ReadBudget.BATCH,
+    )  # 92 reads from other workers: the shared count is at the limit
+    passed = 0
+    while not budget.check(request, rate).exceeded:
+        passed += 1
+    assert passed <= ReadBudget.BATCH - 1
+    assert shared_reads(budget, rate) == 100 + passed + 1
+    assert budget.check(request, rate).exceeded is True
+    assert shared_reads(budget, rate) == 100 + passed + 2
+
+
+def test_past_max_clients_new_clients_are_counted_exactly(limits_on, monkeypatch):
+    from likes.ratelimit import ReadBudget
+
+    monkeypatch.setattr(ReadBudget, "MAX_CLIENTS", 1)
+    budget = ReadBudget("test-read")
+    factory = RequestFactory()
+    budget.check(factory.get("/", REMOTE_ADDR="198.51.100.1"), "100/h")
+
+    budget.check(factory.get("/", REMOTE_ADDR="198.51.100.7"), "100/h")
+
+    assert shared_reads(budget, "100/h", "198.51.100.1") is None
+    assert shared_reads(budget, "100/h", "198.51.100.7") == 1
+
+
+def test_reads_fail_open_when_the_cache_is_down(limits_on):
+    from likes.ratelimit import ReadBudget
+
+    limits_on.CACHES = DEAD_REDIS
+    budget = ReadBudget("test-read")
+    request = RequestFactory().get("/likes/p")
+
+    # Near the limit every read goes to the cache, which cannot answer.
+    assert budget.check(request, "1/h") is None

@@ -244,3 +244,25 @@ def test_a_record_logged_while_resolving_the_client_ip_does_not_loop(
     by_logger = {r["logger"]: r for r in records}
     assert by_logger["likes.ratelimit"]["request_id"] == "no-header"
     assert by_logger["django.request"]["client_ip"] == "127.0.0.0/24"
+
+
+def test_new_request_ids_are_uuid4_and_differ_in_forked_workers():
+    import os
+
+    from gateway_site.http import request_id
+
+    ids = {request_id(None) for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(uuid.UUID(i).version == 4 and len(i) == 32 for i in ids)
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a worker forked from the master: its own sequence
+        os.write(write, request_id(None).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert child != request_id(None)
+    assert uuid.UUID(child).version == 4

@@ -140,9 +140,14 @@ def test_like_button_in_a_real_hugo_site(tmp_path):
                     "aria-label", "Ya no me gusta"
                 )
                 page.wait_for_function(
-                    "() => Object.keys(localStorage).length === 1 && "
-                    "localStorage.getItem('likes:first-post') !== '1'"
+                    "() => localStorage.getItem('likes:first-post') !== '1' && "
+                    "(localStorage.getItem('likes-count:first-post') || '')"
+                    ".startsWith('1,')"
                 )
+                assert sorted(page.evaluate("() => Object.keys(localStorage)")) == [
+                    "likes-count:first-post",
+                    "likes:first-post",
+                ]
                 assert count_in_db(data_dir, "first-post") == 1
 
                 # Reload keeps the liked state; a second click unlikes.

@@ -1,6 +1,20 @@
 -- wrk script: count 2xx and other statuses across all threads and print one
 -- JSON line (prefixed WRKJSON) with throughput, errors and latency percentiles.
+-- WRK_METHOD sets the method; WRK_PATHS (comma-separated) makes each request
+-- take the next path in turn (the original service's list page: 20 GETs).
 wrk.method = os.getenv("WRK_METHOD") or "GET"
+
+local paths = {}
+for path in string.gmatch(os.getenv("WRK_PATHS") or "", "[^,]+") do
+  table.insert(paths, path)
+end
+if #paths > 0 then
+  local next_path = 0
+  request = function()
+    next_path = next_path % #paths + 1
+    return wrk.format(nil, paths[next_path])
+  end
+end
 
 local threads = {}
 

@@ -124,7 +124,7 @@ def main(argv=None):
             for name, env in envs.items()
         }
         for server in servers.values():
-            seed(server, with_batch=False)
+            seed(server)
         verify(servers)
         names = list(VARIANTS)
         for round_no in range(args.rounds):

@@ -48,21 +48,45 @@
     return id.normalize ? id.normalize("NFC") : id;
   }
 
-  function stored(id) {
+  function stored(id, prefix) {
     try {
-      return localStorage.getItem("likes:" + id);
+      return localStorage.getItem((prefix || "likes:") + id);
     } catch (e) {
       return null;
     }
   }
 
-  function store(id, value) {
+  function store(id, value, prefix) {
+    var key = (prefix || "likes:") + id;
     try {
-      if (value === null) localStorage.removeItem("likes:" + id);
-      else localStorage.setItem("likes:" + id, value);
+      if (value === null) localStorage.removeItem(key);
+      else localStorage.setItem(key, value);
     } catch (e) {
       /* private mode: the state lasts for the page only */
     }
+  }
+
+  // Count reads may come from the browser's or the CDN's cache for a few
+  // seconds (LIKES_READ_CACHE_SECONDS). For FRESH ms after this browser liked
+  // or unliked a post, its counts are fetched past the browser's cache, and
+  // never shown below the count its like answered (above, its unlike): the
+  // visitor always sees their own click counted.
+  var FRESH = 120000;
+
+  function remember(id, likes, liked) {
+    store(id, [likes, Date.now(), liked ? "+" : "-"].join(","), "likes-count:");
+  }
+
+  function recent(id) {
+    var value = (stored(id, "likes-count:") || "").split(",");
+    if (!(Date.now() - parseInt(value[1], 10) < FRESH)) return null;
+    return { likes: parseInt(value[0], 10), liked: value[2] === "+" };
+  }
+
+  function consistent(id, likes) {
+    var own = recent(id);
+    if (!own) return likes;
+    return own.liked ? Math.max(likes, own.likes) : Math.min(likes, own.likes);
   }
 
   function counters(id) {
@@ -117,7 +141,10 @@
       // A like without a receipt (a repeat) cannot be undone server-side.
       if (receipt === "1") return;
       request("DELETE", id, receipt)
-        .then(function (body) { show(id, body.likes); })
+        .then(function (body) {
+          remember(id, body.likes, false);
+          show(id, body.likes);
+        })
         .catch(warn);
     } else {
       store(id, "1");
@@ -126,6 +153,7 @@
       request("POST", id)
         .then(function (body) {
           if (body.receipt) store(id, body.receipt);
+          remember(id, body.likes, true);
           show(id, body.likes);
         })
         .catch(warn);
@@ -150,13 +178,14 @@
 
   function fetchCounts(ids) {
     var query = ids.map(encodeURIComponent).join(",");
-    fetch(api + "/likes/?ids=" + query, { cache: "no-store" })
+    var mine = ids.some(function (id) { return recent(id) !== null; });
+    fetch(api + "/likes/?ids=" + query, { cache: mine ? "reload" : "default" })
       .then(function (response) {
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.json();
       })
       .then(function (rows) {
-        rows.forEach(function (row) { show(row.post_id, row.likes); });
+        rows.forEach(function (row) { show(row.post_id, consistent(row.post_id, row.likes)); });
       })
       .catch(function (error) {
         warn(error);
