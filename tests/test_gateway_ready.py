@@ -88,3 +88,28 @@ def test_a_broken_cache_makes_the_gateway_unready(client, gateway, upstreams, se
 
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json()["checks"] == {"database": "ok", "cache": "failed"}
+
+
+def test_the_prober_stops_when_cancelled_even_if_a_library_swallowed_it(monkeypatch):
+    import asyncio
+    import contextlib
+    from types import SimpleNamespace
+
+    from gateway_site.gateway import prober
+
+    async def swallowing_round(registry, interval):
+        # What a client library may do with a cancellation.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+
+    monkeypatch.setattr(prober, "probe_round", swallowing_round)
+    registry = SimpleNamespace(config=SimpleNamespace(health_interval=60))
+
+    async def cancel_and_wait():
+        task = asyncio.create_task(prober.run(registry))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=2)
+        return task in done and task.cancelled()
+
+    assert asyncio.run(cancel_and_wait())

@@ -72,6 +72,10 @@ async def run(registry) -> None:
             raise
         except Exception:  # keep probing whatever one round did
             logger.exception("Health probe round failed")
+        if asyncio.current_task().cancelling():
+            # Cancelled while a client library swallowed the CancelledError
+            # (seen with the Redis client under load): stop all the same.
+            raise asyncio.CancelledError
         await asyncio.sleep(interval)
 
 
