@@ -17,6 +17,8 @@ from django.utils.cache import (
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from likes.conf import conf
+
 JSON_PARAMS = {"ensure_ascii": False, "separators": (",", ":")}
 
 
@@ -35,49 +37,46 @@ def json_response(data, *, status: int = HTTPStatus.OK, headers=None) -> JsonRes
 STALE_WHILE_REVALIDATE = 60
 
 
-def cached_reads(max_age):
+def cached_reads(view):
     """Make a view's count reads cacheable and everything else uncacheable.
 
     A 200 answer to GET or HEAD gets a strong ``ETag`` (a digest of its body),
-    ``Cache-Control: public, max-age=<max_age()>, stale-while-revalidate=60``
-    (``no-cache`` when ``max_age()`` is 0: revalidate every time) and
+    ``Cache-Control: public, max-age=<LIKES_READ_CACHE_SECONDS>,
+    stale-while-revalidate=60`` (``no-cache`` when it is 0: revalidate every time) and
     ``Vary: Origin``, and a matching ``If-None-Match`` gets a 304 without the
     body. Any other answer (a like, an unlike, an error, a 429) gets
     ``Cache-Control: no-store``, so no browser or CDN keeps it.
     """
 
-    def decorator(view):
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            response = view(request, *args, **kwargs)
-            if response.status_code != HTTPStatus.OK or request.method not in (
-                "GET",
-                "HEAD",
-            ):
-                response.headers.setdefault("Cache-Control", "no-store")
-                return response
-            seconds = max_age()
-            headers = response.headers
-            headers["ETag"] = etag = quote_etag(
-                hashlib.blake2b(response.content, digest_size=16).hexdigest()
-            )
-            headers["Cache-Control"] = (
-                f"public, max-age={seconds}, "
-                f"stale-while-revalidate={STALE_WHILE_REVALIDATE}"
-                if seconds > 0
-                else "no-cache"
-            )
-            if "Vary" in headers:
-                patch_vary_headers(response, ("Origin",))
-            else:
-                headers["Vary"] = "Origin"
-            if "HTTP_IF_NONE_MATCH" not in request.META:  # the only validator
-                return response
-            return get_conditional_response(request, etag=etag, response=response)
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if response.status_code != HTTPStatus.OK or request.method not in (
+            "GET",
+            "HEAD",
+        ):
+            response.headers.setdefault("Cache-Control", "no-store")
+            return response
+        seconds = conf.READ_CACHE_SECONDS
+        headers = response.headers
+        headers["ETag"] = etag = quote_etag(
+            hashlib.blake2b(response.content, digest_size=16).hexdigest()
+        )
+        headers["Cache-Control"] = (
+            f"public, max-age={seconds}, "
+            f"stale-while-revalidate={STALE_WHILE_REVALIDATE}"
+            if seconds > 0
+            else "no-cache"
+        )
+        if "Vary" in headers:
+            patch_vary_headers(response, ("Origin",))
+        else:
+            headers["Vary"] = "Origin"
+        if "HTTP_IF_NONE_MATCH" not in request.META:  # the only validator
+            return response
+        return get_conditional_response(request, etag=etag, response=response)
 
-        return wrapper
-
-    return decorator
+    return wrapper
 
 
 def error_body(*, code: str, detail: str, **extra) -> dict:

@@ -76,12 +76,8 @@ def _answer(limit, data, status=HTTPStatus.OK):
     return json_response(data, status=status, headers=headers)
 
 
-def read_cache_seconds() -> int:
-    return conf.READ_CACHE_SECONDS
-
-
 @csrf_exempt
-@cached_reads(read_cache_seconds)
+@cached_reads
 def like_detail(request, post_id: str):
     """GET reads one post's count; POST adds one like; DELETE undoes one."""
     method = request.method
@@ -159,7 +155,7 @@ def _unlike(request, post_id, limit):
 
 
 @csrf_exempt
-@cached_reads(read_cache_seconds)
+@cached_reads
 def like_batch(request):
     """GET /likes/?ids=a,b,c: the counts of up to LIKES_BATCH_MAX posts at once."""
     if request.method == "POST":

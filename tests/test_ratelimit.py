@@ -203,6 +203,10 @@ def test_like_limits_are_exact_and_read_limits_bounded_across_gunicorn_workers(
     assert 40 <= reads[200] <= 40 + (ReadBudget.BATCH - 1) * 2
     assert reads[200] + reads[429] == 120
     assert last.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert last.json()["code"] == "rate_limited"
+    assert int(last.headers["Retry-After"]) >= 1
+    assert last.headers["X-RateLimit-Remaining"] == "0"
+    assert last.headers["Cache-Control"] == "no-store"
 
 
 def shared_reads(budget, rate, ip="198.51.100.7"):
