@@ -35,8 +35,8 @@ run: $(VENV)/.base-installed .env
 	@echo "  Batch:      http://$(HOST):$(PORT)/likes/?ids=hello-world,another-post"
 	@echo "  Admin:      http://$(HOST):$(PORT)/admin/"
 	@echo "  Create an admin user:  $(BIN)/python manage.py createsuperuser"
-	@echo "  Stats API:  add ADMIN_API_KEY=<long random value> to .env, then"
-	@echo "              curl -H 'X-API-Key: <key>' http://$(HOST):$(PORT)/api/stats"
+	@echo "  Stats API key:  KEY=\$$($(BIN)/python manage.py likes_apikey create --name me)"
+	@echo "                  curl -H \"X-API-Key: \$$KEY\" http://$(HOST):$(PORT)/api/stats"
 	@echo "  Stop with Ctrl-C."
 	@echo
 	API_GATEWAY_HOST=$(HOST) API_GATEWAY_PORT=$(PORT) \

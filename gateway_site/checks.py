@@ -78,17 +78,21 @@ def check_observability(app_configs, **kwargs):
     from gateway_site.logs import LEVELS
 
     errors = []
-    for value in getattr(settings, "METRICS_ALLOWED_IPS", []):
-        try:
-            ipaddress.ip_network(value.strip(), strict=False)
-        except ValueError:
-            errors.append(
-                Error(
-                    f"METRICS_ALLOWED_IPS has {value!r}, not an IP address or network.",
-                    hint="A comma-separated list, e.g. 127.0.0.0/8,::1,10.0.0.0/8.",
-                    id="gateway_site.E020",
+    for name, check_id in (
+        ("METRICS_ALLOWED_IPS", "gateway_site.E020"),
+        ("ADMIN_ALLOWED_IPS", "gateway_site.E025"),
+    ):
+        for value in getattr(settings, name, []):
+            try:
+                ipaddress.ip_network(value.strip(), strict=False)
+            except ValueError:
+                errors.append(
+                    Error(
+                        f"{name} has {value!r}, not an IP address or network.",
+                        hint="A comma-separated list, e.g. 127.0.0.0/8,::1,10.0.0.0/8.",
+                        id=check_id,
+                    )
                 )
-            )
     log_dir = getattr(settings, "LOG_DIR", None)
     if log_dir is not None and not (log_dir.is_dir() and os.access(log_dir, os.W_OK)):
         errors.append(

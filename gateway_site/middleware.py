@@ -8,6 +8,7 @@ pay for them. A view outside the admin that needs a session fails loudly
 (``request.session`` is missing) instead of silently running without CSRF.
 """
 
+import ipaddress
 import logging
 import re
 from http import HTTPStatus
@@ -26,7 +27,9 @@ from django.middleware.csrf import CsrfViewMiddleware
 from gateway_site.http import ADMIN_CSP, API_CSP, PERMISSIONS_POLICY
 from gateway_site.http import request_id as make_request_id
 from gateway_site.logs import clear_request_context, current_request
+from gateway_site.metrics import allowed_networks
 from likes.http import error_response
+from likes.ratelimit import client_ip
 
 ADMIN_PREFIX = "/admin/"
 
@@ -39,6 +42,19 @@ ADMIN_MIDDLEWARE = (
     AuthenticationMiddleware,
     MessageMiddleware,
 )
+
+
+def admin_address_allowed(request) -> bool:
+    """Whether the client may reach the admin: any address unless
+    ``ADMIN_ALLOWED_IPS`` lists some (checks gateway_site.E025)."""
+    if not settings.ADMIN_ALLOWED_IPS:
+        return True
+    try:
+        address = ipaddress.ip_address(client_ip(request))
+    except ValueError:
+        return False
+    networks = allowed_networks(tuple(settings.ADMIN_ALLOWED_IPS))
+    return any(address in network for network in networks)
 
 
 class AdminMiddleware:
@@ -70,6 +86,12 @@ class AdminMiddleware:
 
     def __call__(self, request):
         if self.is_admin(request.path_info):
+            if not admin_address_allowed(request):
+                return error_response(
+                    HTTPStatus.FORBIDDEN,
+                    code="admin_forbidden",
+                    detail="The admin is not open to this address (ADMIN_ALLOWED_IPS).",
+                )
             return self.admin(request)
         return self.get_response(request)
 

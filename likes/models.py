@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.crypto import KeyGenerator
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
-from likes.validators import POST_ID_MAX_LENGTH
+from likes.validators import POST_ID_MAX_LENGTH, POST_TITLE_MAX_LENGTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,14 @@ class PostQuerySet(models.QuerySet):
 
 class Post(models.Model):
     post_id = models.CharField(_("post id"), max_length=POST_ID_MAX_LENGTH, unique=True)
+    # The page title the widget sent with the latest counted like; display only.
+    title = models.CharField(
+        _("title"),
+        max_length=POST_TITLE_MAX_LENGTH,
+        blank=True,
+        default="",
+        db_default="",
+    )
     likes = models.BigIntegerField(_("likes"), default=0)
     # The part of ``likes`` that came from likes_import: re-importing a file
     # replaces this part and keeps the likes counted here since.

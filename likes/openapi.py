@@ -116,6 +116,19 @@ PATHS = {
             "tags": ["likes"],
             "security": [],
             "parameters": [POST_ID],
+            "requestBody": {
+                "required": False,
+                "description": "Optional: the page's title, shown in the dashboard "
+                "(JSON, also when sent as text/plain; or a form field).",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"title": {"type": "string"}},
+                        }
+                    }
+                },
+            },
             "responses": {
                 "200": _json(_ref("LikeResult"), "The count after it", RATE_HEADERS),
                 **ERRORS,
@@ -177,6 +190,30 @@ PATHS = {
                     {"type": "array", "items": _ref("LikeCount")},
                     "Counts, in the order asked",
                     RATE_HEADERS,
+                ),
+                **ERRORS,
+            },
+        },
+    },
+    "/api/popular": {
+        "get": {
+            "operationId": "likes_popular",
+            "summary": "The most liked posts, most liked first (public, cacheable).",
+            "tags": ["likes"],
+            "security": [],
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "description": "How many posts, 1 to 50 (default 10).",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 50},
+                }
+            ],
+            "responses": {
+                "200": _json(
+                    {"type": "array", "items": _ref("LikeCount")},
+                    "The most liked posts",
                 ),
                 **ERRORS,
             },

@@ -100,10 +100,13 @@ def _increment_sql() -> str:
     # and PostgreSQL support INSERT ... ON CONFLICT ... RETURNING.
     table = connection.ops.quote_name(Post._meta.db_table)
     return (
-        f"INSERT INTO {table} (post_id, likes, imported, created_at, last_liked_at) "
-        "VALUES (%s, 1, 0, %s, %s) "
+        "INSERT INTO "
+        f"{table} (post_id, title, likes, imported, created_at, last_liked_at) "
+        "VALUES (%s, %s, 1, 0, %s, %s) "
         f"ON CONFLICT (post_id) DO UPDATE SET likes = {table}.likes + 1, "
-        "last_liked_at = excluded.last_liked_at "
+        "last_liked_at = excluded.last_liked_at, "
+        # A like without a title keeps the one the post has.
+        f"title = COALESCE(NULLIF(excluded.title, ''), {table}.title) "
         "RETURNING id, likes"
     )
 
@@ -114,11 +117,14 @@ def _seen_sql(n: int) -> str:
     return f"SELECT 1 FROM {table} WHERE visitor_hash IN ({marks}) LIMIT 1"
 
 
-def like_add(*, post_id: str, visitor_hashes: list[str] | tuple = ()) -> LikeResult:
+def like_add(
+    *, post_id: str, visitor_hashes: list[str] | tuple = (), title: str = ""
+) -> LikeResult:
     """Record one like of ``post_id`` and return the count after it.
 
     ``visitor_hashes`` (from :func:`visitor_hashes`) makes a repeat like by the
-    same visitor a no-op: the first one is stored, all are looked up.
+    same visitor a no-op: the first one is stored, all are looked up. A counted
+    like with a ``title`` (cleaned by ``validators.clean_title``) sets the post's.
     """
     now = timezone.now()
     db_now = connection.ops.adapt_datetimefield_value(now)
@@ -129,7 +135,7 @@ def like_add(*, post_id: str, visitor_hashes: list[str] | tuple = ()) -> LikeRes
                 if cursor.fetchone():
                     likes_duplicates.inc()
                     return _unchanged(post_id)
-            cursor.execute(_increment_sql(), [post_id, db_now, db_now])
+            cursor.execute(_increment_sql(), [post_id, title, db_now, db_now])
             pk, likes = cursor.fetchone()
             stored_hash = visitor_hashes[0] if visitor_hashes else ""
             cursor.execute(_insert_like_sql(), [pk, db_now, stored_hash])

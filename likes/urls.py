@@ -28,5 +28,7 @@ urlpatterns = [
     path("likes", views.like_batch),
     path("likes/", views.like_batch, name="batch"),
     path("likes/<anytext:post_id>", views.like_detail, name="detail"),
+    # Not under /likes/, where "popular" is a valid post id.
+    path("api/popular", views.popular, name="popular"),
     path("api/stats", StatsViewSet.as_view({"get": "list"}), name="stats"),
 ]

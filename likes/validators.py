@@ -11,6 +11,8 @@ import unicodedata
 # The longest post id, in characters (of the canonical form): the database
 # column, the validators and the OpenAPI schema all use this one value.
 POST_ID_MAX_LENGTH = 200
+# A page title sent with a like is cut to this length (display only).
+POST_TITLE_MAX_LENGTH = 200
 
 # Hugo ids are ``path.Base .RelPermalink`` with "/" replaced by "-": letters and
 # digits of any script plus a few unreserved URL characters.
@@ -49,3 +51,19 @@ def clean_post_id(value: str) -> tuple[str, str | None]:
     """(the canonical id, why it is invalid or None) of a post id as received."""
     value = canonical(value)
     return value, post_id_error(value)
+
+
+def clean_title(value) -> str:
+    """A page title as it may be stored and shown: NFC text on one line, without
+    control characters or lone surrogates, at most POST_TITLE_MAX_LENGTH long.
+    Anything that is not text is no title ("")."""
+    if not isinstance(value, str):
+        return ""
+    kept = []
+    for char in unicodedata.normalize("NFC", value):
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zl", "Zp") or char.isspace():
+            kept.append(" ")
+        elif category not in ("Cs", "Co", "Cn", "Cf"):
+            kept.append(char)
+    return " ".join("".join(kept).split())[:POST_TITLE_MAX_LENGTH].strip()

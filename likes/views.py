@@ -26,7 +26,7 @@ from likes.http import (
 from likes.models import Post
 from likes.parsing import parse_json
 from likes.receipts import InvalidReceipt, make_receipt, read_receipt
-from likes.validators import clean_post_id
+from likes.validators import clean_post_id, clean_title
 
 RECEIPT_HEADER = "HTTP_X_LIKE_RECEIPT"
 logger = logging.getLogger("likes")
@@ -110,7 +110,9 @@ def _like(request, post_id, limit):
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
             post_id=post_id,
         )
-    result = services.like_add(post_id=post_id, visitor_hashes=hashes)
+    result = services.like_add(
+        post_id=post_id, visitor_hashes=hashes, title=_title_from(request)
+    )
     if result.changed and conf.DEDUPE:
         caps.counted(ip=ip, post_id=post_id)
     body = {"post_id": post_id, "likes": result.likes, "liked": True}
@@ -119,6 +121,21 @@ def _like(request, post_id, limit):
     else:
         body["duplicate"] = True
     return _answer(limit, body)
+
+
+def _title_from(request) -> str:
+    """The page title a like may carry: ``{"title": …}`` as JSON (the widget
+    sends it as text/plain, a CORS-simple request) or a form field. Optional
+    and display-only: a body that is neither is ignored, the like counted."""
+    if request.content_type == "application/x-www-form-urlencoded":
+        return clean_title(request.POST.get("title", ""))
+    if not request.body:
+        return ""
+    try:
+        data = parse_json(request.body)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return clean_title(data.get("title")) if isinstance(data, dict) else ""
 
 
 def _repeat(post_id):
@@ -182,3 +199,28 @@ def like_batch(request):
     ids = list(dict.fromkeys(ids))
     counts = Post.objects.counts_for(ids)
     return _read([{"post_id": pid, "likes": n} for pid, n in counts.items()])
+
+
+POPULAR_MAX = 50
+POPULAR_DEFAULT = 10
+
+
+@csrf_exempt
+@cached_reads
+def popular(request):
+    """GET /api/popular?limit=N: the N (1-50, default 10) most liked posts."""
+    if request.method not in ("GET", "HEAD"):
+        return method_not_allowed(request, ["GET", "HEAD", "OPTIONS"])
+    limit = rate_limit(request, write=False)
+    if limit and limit.exceeded:
+        return ratelimit.too_many_requests(limit)
+    raw = request.GET.get("limit", str(POPULAR_DEFAULT)).strip()
+    n = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 3 else 0
+    if not 1 <= n <= POPULAR_MAX:
+        return error_response(
+            HTTPStatus.BAD_REQUEST,
+            code="invalid_limit",
+            detail=f"limit must be a whole number from 1 to {POPULAR_MAX}.",
+        )
+    rows = Post.objects.filter(likes__gt=0).top(n).values_list("post_id", "likes")
+    return _read([{"post_id": post_id, "likes": likes} for post_id, likes in rows])

@@ -13,6 +13,7 @@ debootstrap installed: ``apt-get install -y podman runc debootstrap``).
 
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -417,7 +418,9 @@ def test_compose_runs_the_likes_service_as_the_files_describe(image, tmp_path):
     )
     for name in ("docker-compose.yml", "docker-compose.dev.yml"):
         shutil.copy(BASE_DIR / name, tmp_path / name)
-    (tmp_path / ".env").write_text(f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}\n")
+    (tmp_path / ".env.docker").write_text(
+        f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}\n"
+    )
     port = free_port()
     (tmp_path / "test.yml").write_text(
         f"services:\n  likes:\n    image: {IMAGE}\n"
@@ -461,3 +464,113 @@ def test_compose_runs_the_likes_service_as_the_files_describe(image, tmp_path):
     assert host["ReadonlyRootfs"] is True
     assert host["Init"] is True
     assert "no-new-privileges" in host["SecurityOpt"]
+
+
+# The README's Docker commands, run as written with `docker` played by podman:
+# `docker network …` is podman's, `docker compose …` is podman-compose on a
+# copy of the compose files, where the image built above stands for `--build`
+# and only the likes service starts (the profiles' images cannot be pulled).
+DOCKER_SHIM = """#!/bin/bash
+set -euo pipefail
+if [ "$1" = network ] && [ "$2" = create ]; then
+  podman network exists "$3" || podman network create "$3"
+  exit 0
+fi
+if [ "$1" = compose ]; then
+  shift
+  args=()
+  for arg in "$@"; do
+    case "$arg" in
+      --build) ;;
+      -d) args+=(--detach) ;;
+      *) args+=("$arg") ;;
+    esac
+  done
+  if [ "${args[0]}" = up ]; then args+=(--no-build --no-deps likes); fi
+  exec "$COMPOSE" --podman-args="--runtime runc" -p "$PROJECT" \\
+    -f docker-compose.yml -f test.yml "${args[@]}"
+fi
+echo "docker $* is not in the README" >&2
+exit 2
+"""
+
+
+def test_the_readmes_docker_commands_work(image, tmp_path):
+    """The README's `tested: docker` block, line for line, in a copy of the files."""
+    from tests.docs import tagged
+
+    (block,) = tagged("docker")
+    compose = shutil.which("podman-compose") or str(
+        Path(sys.executable).parent / "podman-compose"
+    )
+    need(
+        Path(compose).exists(), "podman-compose is not installed (requirements/dev.txt)"
+    )
+    for name in ("docker-compose.yml", ".env.docker.example"):
+        shutil.copy(BASE_DIR / name, tmp_path / name)
+    port = free_port()
+    (tmp_path / "test.yml").write_text(
+        f"services:\n  likes:\n    image: {IMAGE}\n"
+        f"    ports: !override\n      - '127.0.0.1:{port}:8000'\n"
+        # The README's next step: ALLOWED_HOSTS set to the service's name.
+        "    environment:\n      ALLOWED_HOSTS: 127.0.0.1,localhost\n"
+    )
+    shim = tmp_path / "bin" / "docker"
+    shim.parent.mkdir()
+    shim.write_text(DOCKER_SHIM)
+    shim.chmod(0o755)
+    project = f"likes-readme-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "PATH": f"{shim.parent}:{os.environ['PATH']}",
+        "COMPOSE": compose,
+        "PROJECT": project,
+        "CONTAINERS_CONF": str(BASE_DIR / "tests/container/containers.conf"),
+    }
+    name, base_url = f"{project}_likes_1", f"http://127.0.0.1:{port}"
+    try:
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block.text],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        wait_healthy(base_url, name)
+        secret = (tmp_path / ".env.docker").read_text()
+        admin = podman(
+            "exec",
+            name,
+            "python",
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User; "
+            "u = User.objects.get(username='author'); "
+            "print(u.is_superuser, u.check_password('a long passphrase'))",
+        )
+    finally:
+        subprocess.run(
+            [
+                compose,
+                "--podman-args=--runtime runc",
+                "-p",
+                project,
+                "-f",
+                "docker-compose.yml",
+                "-f",
+                "test.yml",
+                "down",
+                "--volumes",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            timeout=300,
+        )
+
+    assert re.search(r"^DJANGO_SECRET_KEY=[0-9a-f]{64}$", secret, re.M)
+    assert (tmp_path / ".env.docker").stat().st_mode & 0o777 == 0o600
+    assert admin.stdout.split() == ["True", "True"]

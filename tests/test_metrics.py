@@ -328,6 +328,12 @@ def test_an_invalid_allowed_network_is_an_error(settings):
     assert "gateway_site.E020" in check_ids()
 
 
+def test_an_invalid_admin_allowed_network_is_an_error(settings):
+    settings.ADMIN_ALLOWED_IPS = ["203.0.113.0/24", "10.0.0.0/33"]
+
+    assert "gateway_site.E025" in check_ids()
+
+
 def test_an_unwritable_log_dir_is_an_error(settings, tmp_path):
     missing = tmp_path / "file-not-dir"
     missing.write_text("")

@@ -33,7 +33,9 @@ def get(server, path, **headers):
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("path", ["/likes/?ids=cached-post", "/likes/cached-post"])
+@pytest.mark.parametrize(
+    "path", ["/likes/?ids=cached-post", "/likes/cached-post", "/api/popular?limit=5"]
+)
 def test_count_reads_are_cacheable_and_revalidated(server, path):
     first = get(server, path)
 
@@ -147,3 +149,77 @@ def test_read_cache_seconds_zero_means_revalidate_every_time(client):
 
     assert response["Cache-Control"] == "no-cache"
     assert response["ETag"]
+
+
+@pytest.mark.live
+def test_popular_is_public_cors_for_allowed_origins_only_and_carries_titles_nowhere(
+    server,
+):
+    # The widget's like: a CORS-simple POST whose text/plain body is JSON.
+    liked = httpx.post(
+        server + "/likes/popular-a",
+        content='{"title": "Popular <A>"}',
+        headers={"Origin": SITE, "Content-Type": "text/plain;charset=UTF-8"},
+        timeout=10,
+    )
+    assert liked.status_code == HTTPStatus.OK
+    assert liked.headers["Access-Control-Allow-Origin"] == SITE
+
+    allowed = get(server, "/api/popular?limit=50")
+    assert allowed.status_code == HTTPStatus.OK
+    assert allowed.headers["Access-Control-Allow-Origin"] == SITE
+    assert {"post_id": "popular-a", "likes": 1} in allowed.json()
+    assert all(set(row) == {"post_id", "likes"} for row in allowed.json())
+
+    other = httpx.get(
+        server + "/api/popular", headers={"Origin": "https://evil.test"}, timeout=10
+    )
+    assert other.status_code == HTTPStatus.OK
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+    preflight = httpx.options(
+        server + "/api/popular",
+        headers={"Origin": SITE, "Access-Control-Request-Method": "GET"},
+        timeout=10,
+    )
+    assert preflight.headers["Access-Control-Allow-Origin"] == SITE
+
+    too_many = get(server, "/api/popular?limit=51")
+    assert too_many.status_code == HTTPStatus.BAD_REQUEST
+    assert too_many.json()["code"] == "invalid_limit"
+    assert too_many.headers["Cache-Control"] == "no-store"
+    assert httpx.post(server + "/api/popular", timeout=10).status_code == (
+        HTTPStatus.METHOD_NOT_ALLOWED
+    )
+
+
+@pytest.mark.live
+def test_admin_allowed_ips_close_the_admin_to_other_addresses(tmp_path):
+    env = project_env(
+        DATA_DIR=str(tmp_path),
+        STATIC_ROOT=str(tmp_path / "static"),
+        SECURE_COOKIES="false",
+        CLIENT_IP_HEADER="CF-Connecting-IP",
+        ADMIN_ALLOWED_IPS="203.0.113.0/24,2001:db8::/48",
+    )
+    manage("migrate", "--noinput", env=env)
+    manage("collectstatic", "--noinput", env=env)
+    with gunicorn(env, workers=1) as proc:
+
+        def admin(ip=None, path="/admin/login/"):
+            headers = {"CF-Connecting-IP": ip} if ip else {}
+            return httpx.get(proc.base_url + path, headers=headers, timeout=10)
+
+        assert admin("203.0.113.9").status_code == HTTPStatus.OK
+        assert admin("2001:db8::1").status_code == HTTPStatus.OK
+        for refused in [admin("198.51.100.1"), admin(), admin("not-an-ip")]:
+            assert refused.status_code == HTTPStatus.FORBIDDEN
+            assert refused.json()["code"] == "admin_forbidden"
+        assert admin("198.51.100.1", "/admin").status_code == HTTPStatus.FORBIDDEN
+        # The public API is not the admin.
+        public = httpx.get(
+            proc.base_url + "/likes/x",
+            headers={"CF-Connecting-IP": "198.51.100.1"},
+            timeout=10,
+        )
+        assert public.status_code == HTTPStatus.OK

@@ -281,7 +281,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=65_
 CORS_ALLOWED_ORIGINS = env_list(
     "CORS_ORIGINS", ["http://localhost:1313", "http://127.0.0.1:1313"]
 )
-CORS_URLS_REGEX = r"^/likes(/.*)?$"
+CORS_URLS_REGEX = r"^/(likes(/.*)?|api/popular)$"
 CORS_ALLOW_METHODS = ("GET", "POST", "DELETE", "OPTIONS")
 CORS_ALLOW_HEADERS = ("content-type", "x-like-receipt")
 CORS_EXPOSE_HEADERS = (
@@ -403,6 +403,9 @@ LOGGING = build_logging(
 LOG_REQUESTS = env.bool("LOG_REQUESTS", default=False)
 METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.0/8", "::1"])
+# Addresses and networks that may open /admin/ (empty: any). The client's
+# address as CLIENT_IP_HEADER gives it: behind a tunnel, set that too.
+ADMIN_ALLOWED_IPS = env_list("ADMIN_ALLOWED_IPS", [])
 METRICS_REQUIRE_KEY = env.bool("METRICS_REQUIRE_KEY", default=False)
 # Where gunicorn's workers share their metrics (gateway_site/gunicorn.conf.py).
 # In memory (/dev/shm) by default: prometheus-client grows its files sparsely,
