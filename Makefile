@@ -7,7 +7,7 @@ PORT ?= $(or $(API_GATEWAY_PORT),8000)
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: run test lint bench check-migrations clean
+.PHONY: run test lint bench check-migrations clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ bench: $(VENV)/.dev-installed $(DEPLOY_VENV)/.installed
 .PHONY: bench-gateway
 bench-gateway: $(VENV)/.dev-installed
 	$(BIN)/python -m tests.benchmarks.gateway $(BENCH_ARGS)
+
+# Redraw the README's screenshots (docs/images/) from a demo site (needs chromium).
+screenshots: $(VENV)/.dev-installed
+	$(BIN)/python scripts/screenshots.py
 
 check-migrations: $(VENV)/.dev-installed
 	DJANGO_SETTINGS_MODULE=gateway_site.settings.test \

@@ -28,32 +28,89 @@ def post_url(post_id: str) -> str:
     return f"{site.rstrip('/')}/{post_id}/"
 
 
+RANGE_CHOICES = (
+    ("7", _("7 days")),
+    ("30", _("30 days")),
+    ("90", _("90 days")),
+    ("365", _("365 days")),
+    ("all", _("All")),
+)
+POST_PAGE_RANGE = "90"
+
+
+def range_links(current: str, *, anchor: str = "") -> list[dict]:
+    return [
+        {
+            "key": key,
+            "label": label,
+            "url": f"?range={key}{anchor}",
+            "current": key == current,
+        }
+        for key, label in RANGE_CHOICES
+    ]
+
+
+def chart_context(
+    within: dashboard.Period, *, post: Post | None = None, anchor: str = ""
+) -> dict:
+    """The chart of a period, for the dashboard or one post's page."""
+    series, unit = dashboard.chart_series(within, post=post)
+    if unit == "week":
+        heading = _("Likes per week, %(period)s")
+    else:
+        heading = _("Likes per day, %(period)s")
+    heading = heading % {"period": within.label}
+    title = heading if post is None else f"{heading}: {post.title or post.post_id}"
+    return {
+        "chart_heading": heading,
+        "chart": mark_safe(  # noqa: S308  (svg_chart escapes every text it draws)
+            dashboard.svg_chart(series, title=title, unit=unit)
+        ),
+        "ranges": range_links(within.key, anchor=anchor),
+        "period": within,
+    }
+
+
 @admin.register(Post)
 class PostAdmin(admin.ModelAdmin):
-    list_display = ("post_id", "likes", "last_liked_at", "on_the_blog")
+    list_display = ("post", "likes", "imported", "last_liked_at", "on_the_blog")
     ordering = ("-likes", "post_id")
-    search_fields = ("post_id",)
+    search_fields = ("post_id", "title")
     list_per_page = 50
     # COUNT(*) of the whole table on every page is slow with 100k posts.
     show_full_result_count = False
-    fields = ("post_id", "likes", "imported", "created_at", "last_liked_at", "history")
-    readonly_fields = ("post_id", "imported", "created_at", "last_liked_at", "history")
+    fields = ("post_id", "title", "likes", "imported", "created_at", "last_liked_at")
+    readonly_fields = ("post_id", "title", "imported", "created_at", "last_liked_at")
     actions = ("export_csv", "merge_posts")
 
     def has_add_permission(self, request):
         return False  # posts appear when they are first liked
+
+    @admin.display(description=_("post"), ordering="post_id")
+    def post(self, post):
+        if not post.title:
+            return post.post_id
+        return format_html(
+            '{}<br><small class="likes-id">{}</small>', post.title, post.post_id
+        )
 
     @admin.display(description=_("on the blog"))
     def on_the_blog(self, post):
         url = post_url(post.post_id)
         return format_html('<a href="{}" rel="noopener">↗</a>', url) if url else "–"
 
-    @admin.display(description=_("likes per day, last 90 days"))
-    def history(self, post):
-        series = dashboard.daily_likes(post=post)
-        return mark_safe(  # noqa: S308  (built from numbers and escaped text)
-            dashboard.svg_chart(series, title=f"Likes per day: {post.post_id}")
-        )
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        post = self.get_object(request, object_id)
+        if post is not None:
+            within = dashboard.period(
+                request.GET.get("range"), post=post, default=POST_PAGE_RANGE
+            )
+            extra_context = {
+                **chart_context(within, post=post, anchor="#history"),
+                "subtitle": post.title or post.post_id,
+                **(extra_context or {}),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         # The only editable field is the count: a correction, which the admin
@@ -102,34 +159,57 @@ class PostAdmin(admin.ModelAdmin):
         )
 
     def get_urls(self):
-        dashboard_url = path(
-            "dashboard/",
-            self.admin_site.admin_view(self.dashboard_view),
-            name="likes_dashboard",
-        )
-        return [dashboard_url, *super().get_urls()]
+        urls = [
+            path(
+                "dashboard/",
+                self.admin_site.admin_view(self.dashboard_view),
+                name="likes_dashboard",
+            ),
+            path(
+                "dashboard/daily.csv",
+                self.admin_site.admin_view(self.daily_csv_view),
+                name="likes_dashboard_csv",
+            ),
+        ]
+        return [*urls, *super().get_urls()]
 
     def dashboard_view(self, request):
         if not self.has_view_permission(request):
             return redirect("admin:index")
+        within = dashboard.period(request.GET.get("range"))
+        totals = dashboard.totals(within=within)
+        top = list(Post.objects.top(10))
+        in_period = dashboard.likes_per_post(top, within=within)
+        csv_url = reverse("admin:likes_dashboard_csv")
         return TemplateResponse(
             request,
             "admin/likes/dashboard.html",
             {
                 **self.admin_site.each_context(request),
+                **chart_context(within),
                 "title": _("Likes dashboard"),
-                "totals": dashboard.totals(),
+                "totals": totals,
+                "comparison": dashboard.comparison(totals, within),
                 "top_posts": [
-                    (post, post_url(post.post_id)) for post in Post.objects.top(10)
+                    (post, post_url(post.post_id), in_period.get(post.pk, 0))
+                    for post in top
                 ],
-                "chart": mark_safe(  # noqa: S308  (numbers and escaped text)
-                    dashboard.svg_chart(
-                        dashboard.daily_likes(), title="Likes per day, last 90 days"
-                    )
-                ),
+                "csv_url": f"{csv_url}?range={within.key}",
                 "changelist_url": reverse("admin:likes_post_changelist"),
             },
         )
+
+    def daily_csv_view(self, request):
+        """The dashboard's daily series as CSV (``date,likes``), for its period."""
+        if not self.has_view_permission(request):
+            return redirect("admin:index")
+        within = dashboard.period(request.GET.get("range"))
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = (
+            f'attachment; filename="likes-per-day-{within.first}-{within.last}.csv"'
+        )
+        dashboard.write_csv(dashboard.daily_likes(within=within), response)
+        return response
 
 
 @admin.register(APIKey)
@@ -137,6 +217,7 @@ class APIKeyAdmin(APIKeyModelAdmin):
     """Create (the key is shown once), revoke and review stats API keys."""
 
     list_display = (*APIKeyModelAdmin.list_display, "last_used_at")
+    empty_value_display = _("never")
 
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), "last_used_at")

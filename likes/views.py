@@ -10,8 +10,10 @@ widget sends a bare POST.
 """
 
 import logging
+import re
 from http import HTTPStatus
 
+from corsheaders.conf import conf as cors
 from django.db import OperationalError
 from django.views.decorators.csrf import csrf_exempt
 
@@ -89,6 +91,13 @@ def like_detail(request, post_id: str):
     post_id, error = clean_post_id(post_id)
     if error:
         return invalid_post_id(error)
+    if method in ("POST", "DELETE") and not origin_allowed(request):
+        return error_response(
+            HTTPStatus.FORBIDDEN,
+            code="origin_not_allowed",
+            detail="Likes from this page's origin are not accepted; "
+            "add it to CORS_ORIGINS.",
+        )
     try:
         if method == "POST":
             return _like(request, post_id, limit)
@@ -97,6 +106,23 @@ def like_detail(request, post_id: str):
     except OperationalError as exc:
         return storage_unavailable(exc)
     return _read({"post_id": post_id, "likes": Post.objects.count_for(post_id)})
+
+
+def origin_allowed(request) -> bool:
+    """A browser names the page a like comes from (``Origin``): only pages of
+    CORS_ORIGINS (or the service's own) may like or unlike. Without the check a
+    page elsewhere would have its like counted while its browser, refused the
+    answer by CORS, shows none. Clients that send no Origin (curl, servers)
+    are not browsers' pages and pass."""
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is None:
+        return True
+    if cors.CORS_ALLOW_ALL_ORIGINS or origin in cors.CORS_ALLOWED_ORIGINS:
+        return True
+    if any(re.match(pattern, origin) for pattern in cors.CORS_ALLOWED_ORIGIN_REGEXES):
+        return True
+    own = f"{request.scheme}://{request.get_host()}"
+    return origin == own
 
 
 def _like(request, post_id, limit):

@@ -52,3 +52,29 @@ def test_origins_come_from_cors_origins(client, settings):
     response = client.get("/likes/p", headers={"Origin": OTHER})
 
     assert response["Access-Control-Allow-Origin"] == OTHER
+
+
+def test_a_like_from_a_page_outside_cors_origins_is_refused_and_not_counted(client):
+    from likes.models import Post
+
+    refused = client.post("/likes/p", headers={"Origin": OTHER})
+    unlike = client.delete("/likes/p", headers={"Origin": OTHER})
+
+    assert refused.status_code == HTTPStatus.FORBIDDEN
+    assert refused.json()["code"] == "origin_not_allowed"
+    assert "CORS_ORIGINS" in refused.json()["detail"]
+    assert refused["Cache-Control"] == "no-store"
+    assert unlike.status_code == HTTPStatus.FORBIDDEN
+    assert not Post.objects.filter(post_id="p").exists()
+    # "null" (a sandboxed page, a file://) is an origin outside the list too.
+    assert client.post("/likes/p", headers={"Origin": "null"}).status_code == 403
+
+
+def test_likes_without_origin_or_from_the_service_itself_count(client):
+    assert client.post("/likes/p").json()["likes"] == 1
+    own = client.post(
+        "/likes/p", headers={"Origin": "http://testserver"}, REMOTE_ADDR="192.0.2.9"
+    )
+    assert own.json()["likes"] == 2
+    # Reads stay open to everyone: only the answer's CORS header differs.
+    assert client.get("/likes/p", headers={"Origin": OTHER}).json()["likes"] == 2

@@ -165,6 +165,8 @@ def test_timeout_beyond_the_gunicorn_budget_is_e013(services_file, monkeypatch):
     assert "billing" in message
 
 
+# The checks include the database ones (quick_check, cached per worker).
+@pytest.mark.django_db
 def test_manage_check_fails_on_a_bad_services_file(services_file):
     services_file("not toml [")
     with pytest.raises(SystemCheckError, match="gateway_site.E010"):

@@ -184,6 +184,13 @@ def test_popular_is_public_cors_for_allowed_origins_only_and_carries_titles_nowh
     )
     assert preflight.headers["Access-Control-Allow-Origin"] == SITE
 
+    foreign_like = httpx.post(
+        server + "/likes/popular-a", headers={"Origin": "https://evil.test"}, timeout=10
+    )
+    assert foreign_like.status_code == HTTPStatus.FORBIDDEN
+    assert foreign_like.json()["code"] == "origin_not_allowed"
+    assert get(server, "/likes/popular-a").json()["likes"] == 1
+
     too_many = get(server, "/api/popular?limit=51")
     assert too_many.status_code == HTTPStatus.BAD_REQUEST
     assert too_many.json()["code"] == "invalid_limit"

@@ -1,13 +1,17 @@
 /*
  * Like button for static sites. No dependencies, no globals.
  *
+ * <link rel="stylesheet" href="https://api.example.com/static/likes/likes.css">
  * <script src="https://api.example.com/static/likes/likes.js"
  *         data-api="https://api.example.com" data-lang="en" defer></script>
  *
- * Buttons:   <button type="button" data-likes-post="my-post">…
- *              <span data-likes-count></span></button>
+ * Buttons:   <button type="button" class="likes-button" data-likes-post="my-post"
+ *              data-likes-title="My post">…<span data-likes-count></span></button>
  * Counts:    <span data-likes-count="my-post"></span>  (list pages)
  * Optional:  data-label-like / data-label-unlike on the script tag.
+ *
+ * It shows what the service did: a click it refused is rolled back, and a
+ * count it could not send keeps its placeholder.
  */
 (function () {
   "use strict";
@@ -22,19 +26,61 @@
     en: { like: "Like", unlike: "Unlike" },
     es: { like: "Me gusta", unlike: "Ya no me gusta" },
   };
-  var lang = (data.lang || root.lang || "en").slice(0, 2).toLowerCase();
-  var labels = LABELS[lang] || LABELS.en;
+  var locale = data.lang || root.lang || "en";
+  var labels = LABELS[locale.slice(0, 2).toLowerCase()] || LABELS.en;
   var likeLabel = data.labelLike || labels.like;
   var unlikeLabel = data.labelUnlike || labels.unlike;
   var BATCH = 100;
-  var warned = false;
+  var TITLE_MAX = 200;
+  var told = {};
+  var busy = {};
+  var missed = [];
 
-  function warn(error) {
-    if (!warned) {
-      warned = true;
-      console.warn("likes: the likes service is unreachable", error);
+  function tell(kind, level, message) {
+    if (told[kind]) return;
+    told[kind] = true;
+    console[level]("likes: " + message);
+  }
+
+  // Say once per page what went wrong and what to set. A refused CORS request
+  // and an unreachable service are the same network error to fetch; a no-cors
+  // request still reaches a running service (its answer is opaque), so it
+  // tells the two apart.
+  function fail(error, rate) {
+    if (error.status === 429) {
+      tell("limited", "warn", "rate limited (HTTP 429), retry after " + error.retry +
+        " s. Raise " + rate + ", or set CLIENT_IP_HEADER if visitors share an address.");
+    } else if (error.status) {
+      tell("http", "warn", api + " answered HTTP " + error.status +
+        (error.detail ? ": " + error.detail : ""));
+    } else if (error.network) {
+      fetch(api + "/health", { mode: "no-cors", cache: "no-store" }).then(
+        function () {
+          tell("cors", "error", api + " refused this origin (CORS): set CORS_ORIGINS=" +
+            location.origin + " on the likes service (comma-separated list).");
+        },
+        function () {
+          tell("down", "warn", api + " is unreachable (down, or data-api is wrong); " +
+            "likes work again once it is back.");
+        }
+      );
+    } else {
+      tell("http", "warn", api + " did not answer as a likes service: " + error);
     }
   }
+
+  function format(options) {
+    try {
+      var formatter = new Intl.NumberFormat(locale, options);
+      return function (n) {
+        return formatter.format(n);
+      };
+    } catch (e) {
+      return String; // no Intl, or a language tag it does not know
+    }
+  }
+  var compact = format({ notation: "compact", maximumFractionDigits: 1 });
+  var exact = format({});
 
   // The id as it reached the page may be percent-encoded (Hugo permalinks);
   // the service wants it decoded, then encoded once in the URL, and answers
@@ -97,16 +143,27 @@
     return found;
   }
 
+  function buttons(id) {
+    return counters(id).filter(function (el) {
+      return el.hasAttribute("data-likes-post");
+    });
+  }
+
   function idOf(el) {
     return decode(el.getAttribute("data-likes-post") || el.getAttribute("data-likes-count") || "");
   }
 
+  // An unknown count (null) leaves the placeholder as it is: never a made-up 0.
   function show(id, likes) {
+    if (likes === null) return;
     counters(id).forEach(function (el) {
       var target = el.hasAttribute("data-likes-post")
         ? el.querySelector("[data-likes-count]")
         : el;
-      if (target) target.textContent = String(likes);
+      if (target) {
+        target.textContent = compact(likes);
+        target.title = exact(likes);
+      }
       el.setAttribute("data-likes", String(likes));
     });
   }
@@ -115,48 +172,114 @@
     button.setAttribute("aria-pressed", on ? "true" : "false");
     button.setAttribute("aria-label", on ? unlikeLabel : likeLabel);
     button.title = on ? unlikeLabel : likeLabel;
+    if (!on) button.removeAttribute("data-likes-pop");
   }
 
-  function request(method, id, receipt) {
-    var headers = receipt ? { "X-Like-Receipt": receipt } : {};
-    return fetch(api + "/likes/" + encodeURIComponent(id), {
-      method: method,
-      headers: headers,
-      cache: "no-store",
-    }).then(function (response) {
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      return response.json();
+  function titleOf(button) {
+    var title = button.getAttribute("data-likes-title") || document.title || "";
+    title = title.replace(/\s+/g, " ").trim().slice(0, TITLE_MAX);
+    return title.replace(/[\ud800-\udbff]$/, ""); // not half a character
+  }
+
+  function request(method, url, init) {
+    init.method = method;
+    init.cache = init.cache || "no-store";
+    return fetch(url, init).then(function (response) {
+      if (response.ok) return response.json();
+      var error = new Error("HTTP " + response.status);
+      error.status = response.status;
+      error.retry = response.headers.get("Retry-After");
+      return response.json().then(
+        function (body) {
+          error.detail = body.detail;
+          throw error;
+        },
+        function () {
+          throw error;
+        }
+      );
+    }, function () {
+      var error = new Error("network");
+      error.network = true; // refused by CORS, or the service is unreachable
+      throw error;
     });
+  }
+
+  // One like or unlike at a time per post; `undo` puts back what the click
+  // changed when the service did not do it.
+  function send(method, id, init, done, undo) {
+    busy[id] = true;
+    buttons(id).forEach(function (b) {
+      b.setAttribute("aria-busy", "true");
+    });
+    function idle() {
+      busy[id] = false;
+      buttons(id).forEach(function (b) {
+        b.removeAttribute("aria-busy");
+      });
+    }
+    request(method, api + "/likes/" + encodeURIComponent(id), init)
+      .then(function (body) {
+        done(body);
+        if (missed.length) batches(missed.splice(0));
+      }, function (error) {
+        undo(error);
+        fail(error, "LIKES_POST_RATE");
+      })
+      .then(idle, idle);
   }
 
   function click(event) {
     var button = event.currentTarget;
     var id = idOf(button);
-    var current = parseInt(button.getAttribute("data-likes") || "0", 10) || 0;
+    if (busy[id]) return;
+    var known = button.getAttribute("data-likes");
+    var count = known === null ? null : parseInt(known, 10) || 0;
     var receipt = stored(id);
+    function state(on) {
+      buttons(id).forEach(function (b) {
+        pressed(b, on);
+      });
+    }
     if (receipt) {
       store(id, null);
-      pressed(button, false);
-      show(id, Math.max(current - 1, 0));
-      // A like without a receipt (a repeat) cannot be undone server-side.
+      state(false);
+      // A like without a receipt (a repeat) was not counted from here: no
+      // decrement to ask for, and the count stays what the service said.
       if (receipt === "1") return;
-      request("DELETE", id, receipt)
-        .then(function (body) {
+      show(id, count === null ? null : Math.max(count - 1, 0));
+      send("DELETE", id, { headers: { "X-Like-Receipt": receipt } },
+        function (body) {
           remember(id, body.likes, false);
           show(id, body.likes);
-        })
-        .catch(warn);
+        },
+        function (error) {
+          // A receipt the service refuses will never work: keep the like.
+          store(id, error.status === 400 || error.status === 403 ? "1" : receipt);
+          state(true);
+          show(id, count);
+        });
     } else {
       store(id, "1");
-      pressed(button, true);
-      show(id, current + 1);
-      request("POST", id)
-        .then(function (body) {
-          if (body.receipt) store(id, body.receipt);
+      state(true);
+      button.setAttribute("data-likes-pop", "");
+      show(id, count === null ? null : count + 1);
+      send("POST", id, {
+        // text/plain keeps it a CORS-simple request: no preflight.
+        headers: { "Content-Type": "text/plain;charset=UTF-8" },
+        body: JSON.stringify({ title: titleOf(button) }),
+      },
+        function (body) {
+          // A duplicate is a like already counted: pressed, with no receipt.
+          store(id, body.receipt || "1");
           remember(id, body.likes, true);
           show(id, body.likes);
-        })
-        .catch(warn);
+        },
+        function () {
+          store(id, null);
+          state(false);
+          show(id, count);
+        });
     }
   }
 
@@ -173,23 +296,24 @@
       }
       if (ids.indexOf(id) < 0) ids.push(id);
     });
+    batches(ids);
+  }
+
+  function batches(ids) {
     for (var i = 0; i < ids.length; i += BATCH) fetchCounts(ids.slice(i, i + BATCH));
   }
 
   function fetchCounts(ids) {
     var query = ids.map(encodeURIComponent).join(",");
     var mine = ids.some(function (id) { return recent(id) !== null; });
-    fetch(api + "/likes/?ids=" + query, { cache: mine ? "reload" : "default" })
-      .then(function (response) {
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.json();
-      })
+    request("GET", api + "/likes/?ids=" + query, { cache: mine ? "reload" : "default" })
       .then(function (rows) {
         rows.forEach(function (row) { show(row.post_id, consistent(row.post_id, row.likes)); });
       })
       .catch(function (error) {
-        warn(error);
-        ids.forEach(function (id) { show(id, 0); });
+        // Placeholders stay; the next like that goes through fetches them again.
+        missed = missed.concat(ids);
+        fail(error, "LIKES_GET_RATE");
       });
   }
 
