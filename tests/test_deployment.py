@@ -515,6 +515,8 @@ def variables_read_by_the_project() -> set[str]:
         (BASE_DIR / "gateway_site/services.example.toml").read_text()
     )
     names |= {f"{name.upper()}_URL" for name in services["services"]}
+    # <SERVICE>_HMAC_SECRET: the same, for signing (gateway/config.secret_var).
+    names |= {f"{name.upper()}_HMAC_SECRET" for name in services["services"]}
     return names
 
 

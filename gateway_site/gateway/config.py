@@ -51,6 +51,8 @@ class Service:
     max_concurrent: int | None = None
     # Open connections to each replica (None: as many as calls in flight).
     max_connections: int | None = None
+    # <SERVICE>_HMAC_SECRET: sign every forwarded request (gateway/signing.py).
+    hmac_secret: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,14 @@ class Problem:
 
 def env_var(service: str) -> str:
     return f"{service.upper()}_URL"
+
+
+def secret_var(service: str) -> str:
+    return f"{service.upper()}_HMAC_SECRET"
+
+
+# An HMAC-SHA256 key shorter than the hash adds no strength and is guessable.
+HMAC_SECRET_MIN_LENGTH = 32
 
 
 def _number(value, *, integer=False, minimum=0.0, allow_zero=False):
@@ -176,6 +186,15 @@ def _service(name, raw, environ, problems) -> Service | None:
                 "value", f"{where}.health_endpoint", "must be a path such as /health"
             )
         )
+    secret = environ.get(secret_var(name), "")
+    if secret and len(secret.encode()) < HMAC_SECRET_MIN_LENGTH:
+        problems.append(
+            Problem(
+                "value",
+                secret_var(name),
+                f"must be at least {HMAC_SECRET_MIN_LENGTH} bytes of random text",
+            )
+        )
     if len(problems) > before:
         return None
     return Service(
@@ -188,6 +207,7 @@ def _service(name, raw, environ, problems) -> Service | None:
         failure_threshold=threshold,
         recovery_timeout=float(recovery),
         eject_time=float(eject_time),
+        hmac_secret=secret.encode() or None,
         **limits,
     )
 

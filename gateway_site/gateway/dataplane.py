@@ -71,6 +71,11 @@ REQUEST_DROP = frozenset(
         "x-real-ip",
         "accept-encoding",
         "x-request-id",
+        # The gateway's own signature headers (gateway/signing.py): a client's
+        # never reach a service.
+        "x-gateway-signature",
+        "x-gateway-timestamp",
+        "content-digest",
     }
 )
 RESPONSE_DROP = frozenset({"set-cookie"})

@@ -13,12 +13,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 import aiohttp
 from yarl import URL
 
 from gateway_site import metrics
-from gateway_site.gateway import retry
+from gateway_site.gateway import retry, signing
 from gateway_site.gateway.breaker import BreakerOpen
 from gateway_site.gateway.conf import conf
 from gateway_site.gateway.headers import SKIP_AUTO_HEADERS
@@ -108,6 +109,35 @@ def outcome(status: int) -> str:
     return "client_error" if status >= 400 else "success"
 
 
+async def _signer(secret: bytes, outbound: Outbound):
+    """A function giving the signed headers of ``outbound`` for a replica URL.
+
+    The body is signed, so a streamed one is read whole first (it is within
+    GATEWAY_MAX_BODY_SIZE); it can then be retried like any buffered body.
+    """
+    if outbound.body is not None and not isinstance(outbound.body, bytes):
+        outbound.body = b"".join([chunk async for chunk in outbound.body])
+    digest = signing.content_digest(outbound.body or b"")
+    request_id = next(
+        (value for key, value in outbound.headers if key.lower() == "x-request-id"),
+        "",
+    )
+
+    def signed(url: str) -> list[tuple[str, str]]:
+        # The path as the replica receives it: its base path, then the target.
+        target = urlsplit(url).path + outbound.target
+        return outbound.headers + signing.sign(
+            secret,
+            method=outbound.method,
+            target=target,
+            request_id=request_id,
+            body=b"",
+            digest=digest,
+        )
+
+    return signed
+
+
 async def send(registry, name: str, outbound: Outbound) -> aiohttp.ClientResponse:
     """Return the service's response, its body unread (the caller releases it).
 
@@ -121,6 +151,9 @@ async def send(registry, name: str, outbound: Outbound) -> aiohttp.ClientRespons
         metrics.observe_upstream(name, "circuit_open")
         raise breaker_open_error(exc) from None
     client = session(upstream)
+    sign = None
+    if service.hmac_secret is not None:
+        sign = await _signer(service.hmac_secret, outbound)
     started = time.monotonic()
     deadline = started + registry.budget
     replayable = outbound.body is None or isinstance(outbound.body, bytes)
@@ -146,11 +179,12 @@ async def send(registry, name: str, outbound: Outbound) -> aiohttp.ClientRespons
         timeout = try_timeout(upstream, min(service.timeout, remaining))
         attempt += 1
         sent = time.monotonic()
+        headers = outbound.headers if sign is None else sign(url)
         try:
             response = await client.request(
                 outbound.method,
                 URL(url + outbound.target, encoded=True),
-                headers=outbound.headers,
+                headers=headers,
                 data=outbound.body,
                 timeout=timeout,
                 allow_redirects=False,
