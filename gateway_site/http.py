@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from django.conf import settings
 
-_valid_request_id = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
+valid_request_id = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
 
 # The API answers JSON only, so its policy forbids everything; the admin loads
 # its own scripts and styles.
@@ -43,7 +43,7 @@ _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 def request_id(offered: str | None) -> str:
     """The client's request id when well-formed, else a new uuid4 (hex)."""
-    if offered is not None and _valid_request_id(offered):
+    if offered is not None and valid_request_id(offered):
         return offered
     return f"{(_ids.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
 

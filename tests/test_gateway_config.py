@@ -47,7 +47,10 @@ def test_the_example_file_declares_the_four_design_services(monkeypatch):
     }
     assert config.default_ttl == 3600
     assert config.health_ttl == 60
-    assert {s.name: s.ttl for s in config.strategies} == {"processing_results": 86400}
+    assert {s.name: (s.ttl, s.per_user) for s in config.strategies} == {
+        "processing_results": (86400, False),
+        "user_sessions": (1800, True),  # the design's 30 minutes, per user
+    }
 
 
 def test_the_example_file_passes_the_checks(settings):

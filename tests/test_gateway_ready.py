@@ -36,6 +36,7 @@ def test_ready_reports_database_cache_and_upstreams(client, gateway, upstreams):
         "status": "degraded",
         "replicas": 2,
         "healthy": 1,
+        "replica_status": [True, False],
         "breaker": "closed",
     }
 

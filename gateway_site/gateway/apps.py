@@ -9,7 +9,8 @@ class GatewayConfig(AppConfig):
     verbose_name = "API gateway"
 
     def ready(self):
-        from gateway_site.gateway import auth, checks  # noqa: F401  (registers checks)
+        from gateway_site.gateway import auth, checks, clientkeys  # noqa: F401
+        from gateway_site.gateway.models import ClientKey
 
         # A new password, a deactivation or a deletion revokes the user's
         # tokens at once on every worker: their cached state is dropped.
@@ -20,3 +21,10 @@ class GatewayConfig(AppConfig):
         post_delete.connect(
             auth.invalidate_user, sender=user_model, dispatch_uid="gateway-user-deleted"
         )
+        # A revoked or deleted client key stops working at once on every worker.
+        for signal, uid in ((post_save, "saved"), (post_delete, "deleted")):
+            signal.connect(
+                clientkeys.invalidate_key,
+                sender=ClientKey,
+                dispatch_uid=f"gateway-client-key-{uid}",
+            )

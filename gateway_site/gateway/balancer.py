@@ -40,20 +40,24 @@ class Balancer:
         healthy = [url for url in rotated if url not in ejected]
         return healthy + sorted(ejected, key=ejected.__getitem__)
 
-    def eject(self, url: str) -> None:
+    def eject(self, url: str) -> bool:
+        """Take ``url`` out of the rotation; whether it was (one replica stays)."""
         if len(self.urls) == 1:
-            return  # nowhere else to go; the breaker handles a dead service
+            return False  # nowhere else to go; the breaker handles a dead service
         with self._lock:
             first = url not in self._ejected
             self._ejected[url] = time.monotonic() + self.eject_time
         if first:
             logger.warning("Replica %d of %s ejected", self.urls.index(url), self.name)
+        return True
 
-    def readmit(self, url: str) -> None:
+    def readmit(self, url: str) -> bool:
+        """Put ``url`` back in the rotation; whether it had been ejected."""
         with self._lock:
             if self._ejected.pop(url, None) is None:
-                return
+                return False
         logger.info("Replica %d of %s re-admitted", self.urls.index(url), self.name)
+        return True
 
     def ejected(self) -> list[str]:
         with self._lock:

@@ -84,13 +84,44 @@ def cacheable_request(method: str, headers: dict[str, str]) -> bool:
     return not CLIENT_NO_CACHE.search(headers.get("cache-control", ""))
 
 
+def strategy_for(registry, path: str):
+    """The first cache strategy whose paths match ``path``, or None."""
+    for strategy in registry.config.strategies:
+        if any(fnmatchcase(path, pattern) for pattern in strategy.paths):
+            return strategy
+    return None
+
+
 def ttl_for(registry, service, path: str) -> int:
     if path == service.health_endpoint:
         return registry.config.health_ttl
-    for strategy in registry.config.strategies:
-        if any(fnmatchcase(path, pattern) for pattern in strategy.paths):
-            return strategy.ttl
-    return registry.config.default_ttl
+    strategy = strategy_for(registry, path)
+    return strategy.ttl if strategy is not None else registry.config.default_ttl
+
+
+def cacheable_for_user(method: str, headers: dict[str, str]) -> bool:
+    """Whether a signed-in caller's request may use its own per-user cache
+    (a ``per_user`` strategy): as :func:`cacheable_request`, the bearer token
+    aside."""
+    others = {name: value for name, value in headers.items() if name != "authorization"}
+    return "authorization" in headers and cacheable_request(method, others)
+
+
+def user_key(name: str, target: str, headers: dict[str, str], user) -> str:
+    """A per-user answer's key: the user and their password's session hash are
+    part of it, so a new password (which also revokes their tokens) leaves the
+    old answers unreachable, and a deactivated user is refused before any lookup."""
+    raw = "\n".join(
+        (
+            "user",
+            str(user.pk),
+            user.auth,
+            name,
+            target,
+            *(headers.get(h, "") for h in KEY_HEADERS),
+        )
+    )
+    return "uresp:" + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def key(name: str, target: str, headers: dict[str, str]) -> str:

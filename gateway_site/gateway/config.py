@@ -60,6 +60,9 @@ class CacheStrategy:
     name: str
     ttl: int
     paths: tuple[str, ...]
+    # Answers for one signed-in user (e.g. /users/me, the design's
+    # user_sessions): cached per user, never shared, never for anonymous calls.
+    per_user: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,12 +264,18 @@ def parse(data: dict, environ) -> tuple[Config, list[Problem]]:
                 Problem("value", f"{where}.paths", "must be a list of /path patterns")
             )
             paths = []
+        per_user = raw.get("per_user", False)
+        if not isinstance(per_user, bool):
+            problems.append(
+                Problem("value", f"{where}.per_user", "must be true or false")
+            )
+            per_user = False
         if ttl is None:
             continue
         if name == "service_health":
             health_ttl = ttl
         else:
-            strategies.append(CacheStrategy(name, ttl, tuple(paths)))
+            strategies.append(CacheStrategy(name, ttl, tuple(paths), per_user))
     config = Config(
         services=services,
         strategies=tuple(strategies),

@@ -35,7 +35,17 @@ from django.http.request import split_domain_port, validate_host
 
 from gateway_site import http as site_http
 from gateway_site import metrics
-from gateway_site.gateway import auth, cache, paths, prober, proxy, registry, tiers
+from gateway_site.gateway import (
+    auth,
+    cache,
+    clientkeys,
+    console,
+    paths,
+    prober,
+    proxy,
+    registry,
+    tiers,
+)
 from gateway_site.gateway.conf import conf
 from gateway_site.gateway.headers import hop_by_hop
 from gateway_site.gateway.retry import may_retry
@@ -76,6 +86,7 @@ REQUEST_DROP = frozenset(
         "x-gateway-signature",
         "x-gateway-timestamp",
         "content-digest",
+        "x-gateway-key",
     }
 )
 RESPONSE_DROP = frozenset({"set-cookie"})
@@ -142,9 +153,29 @@ class Request:
         if options.proxy_ssl_header and site_http.trusted_proxy(self.remote_addr):
             proxy_ssl = headers.get(options.proxy_ssl_header)
         self.secure = site_http.is_secure(scope.get("scheme", "http"), proxy_ssl)
+        # The body once read whole (a signed request's, read to verify it).
+        self._body: bytes | None = None
+
+    @property
+    def target(self) -> str:
+        """The path and query as the client sent them (still percent-encoded)."""
+        target = self.raw_path.decode("latin-1")
+        return f"{target}?{self.query.decode('latin-1')}" if self.query else target
 
     async def body(self, limit: int) -> bytes:
         """The whole body, up to ``limit`` bytes (else 413)."""
+        if self._body is not None:
+            if len(self._body) > limit:
+                raise Refused(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    "body_too_large",
+                    f"The body exceeds {limit} bytes.",
+                )
+            return self._body
+        self._body = await self._read(limit)
+        return self._body
+
+    async def _read(self, limit: int) -> bytes:
         chunks, size = [], 0
         while True:
             message = await self.receive()
@@ -164,6 +195,10 @@ class Request:
 
     async def stream(self):
         """The body as it arrives (for bodies too large to buffer)."""
+        if self._body is not None:
+            if self._body:
+                yield self._body
+            return
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
@@ -224,6 +259,7 @@ class DataPlane:
         gateway = registry.get()
         if gateway.upstreams:
             self._tasks.append(asyncio.create_task(prober.run(gateway)))
+            self._tasks.append(asyncio.create_task(console.publish_in_flight(gateway)))
             if self.metrics is not None:
                 self._tasks.append(asyncio.create_task(report_in_flight(gateway)))
 
@@ -244,6 +280,8 @@ class DataPlane:
         started = perf_counter()
         request = Request(scope, receive, self.options or Options())
         token = current_request.set(request)
+        trace = console.begin(request)
+        trace_token = console.current.set(trace)
         metric = self.metrics
         if metric is not None:
             metric.started()
@@ -273,6 +311,12 @@ class DataPlane:
                     request.method, route, status, perf_counter() - started
                 )
                 metric.stopped()
+            if trace.service is not None:
+                # After the answer went out: the client does not wait on it.
+                await console.finish(
+                    registry.get(), trace, status, (perf_counter() - started) * 1000
+                )
+            console.current.reset(trace_token)
             current_request.reset(token)
 
     async def respond(self, request: Request, answer: Answer, send, started) -> None:
@@ -355,14 +399,35 @@ class DataPlane:
     async def caller(
         self, request: Request, gateway, *, required: bool, processing: bool
     ):
-        """(user state or None, tier Limit or None); 401 or 429 raised as Refused."""
+        """(user state or None, tier Limit or None); 401 or 429 raised as Refused.
+
+        A bearer token, or a client key's signature (gateway/clientkeys.py),
+        whose body is then read whole here to be verified.
+        """
         try:
-            user = await auth.authenticate(
-                gateway.store, request.headers.get("authorization", ""), self.load_user
-            )
+            if clientkeys.KEY_HEADER in request.headers:
+                user = await clientkeys.authenticate(
+                    gateway.store,
+                    request.headers,
+                    method=request.method,
+                    target=request.target,
+                    body=await request.body(conf.MAX_BODY_SIZE),
+                    run_blocking=self.run_blocking,
+                    load_state=self.load_user,
+                )
+            else:
+                user = await auth.authenticate(
+                    gateway.store,
+                    request.headers.get("authorization", ""),
+                    self.load_user,
+                )
             refused = auth.NOT_AUTHENTICATED if user is None and required else None
         except auth.Unauthorized as exc:
             user, refused = None, exc
+        console.note(
+            user="anonymous" if user is None else str(user.pk),
+            tier=tiers.tier(user)[0],
+        )
         # Counted against the caller's tier first, refusals included.
         limit = await tiers.admit(
             gateway.store,
@@ -371,6 +436,8 @@ class DataPlane:
             processing=processing,
         )
         if limit is not None and limit.exceeded:
+            console.note(refused_by=limit.policy)
+            await console.refused(gateway.store, limit.policy)
             headers = limit.headers()
             raise Refused(
                 HTTPStatus.TOO_MANY_REQUESTS,
@@ -387,19 +454,25 @@ class DataPlane:
             )
         return user, limit
 
-    async def load_user(self, user_id) -> auth.UserState:
-        """A user's state from the database, on a thread (the ORM blocks)."""
+    async def run_blocking(self, fn, *args):
+        """``fn(*args)`` on a database thread (the ORM blocks)."""
         if self._db is None:
             self._db = ThreadPoolExecutor(2, thread_name_prefix="gateway-db")
 
-        def load():
+        def run():
             close_old_connections()
             try:
-                return auth.UserState.of(auth.load_user(user_id))
+                return fn(*args)
             finally:
                 close_old_connections()
 
-        return await asyncio.get_running_loop().run_in_executor(self._db, load)
+        return await asyncio.get_running_loop().run_in_executor(self._db, run)
+
+    async def load_user(self, user_id) -> auth.UserState:
+        """A user's state from the database, on a thread."""
+        return await self.run_blocking(
+            lambda: auth.UserState.of(auth.load_user(user_id))
+        )
 
     # --- the transparent proxy ------------------------------------------------------
 
@@ -410,6 +483,8 @@ class DataPlane:
         name_bytes, slash, path = rest.partition(b"/")
         name = name_bytes.decode("latin-1")
         upstream = gateway.upstreams.get(name)
+        if upstream is not None:
+            console.note(service=name)
         user, limit = await self.caller(
             request,
             gateway,
@@ -429,14 +504,25 @@ class DataPlane:
         if request.query:
             target += "?" + ascii_target(request.query)
 
-        use_cache = cache.cacheable_request(request.method, request.headers)
+        strategy = cache.strategy_for(gateway, path.decode("latin-1"))
         cache_key = None
+        if strategy is not None and strategy.per_user:
+            # Answers about the caller: theirs alone, never anonymous or shared.
+            use_cache = user is not None and cache.cacheable_for_user(
+                request.method, request.headers
+            )
+            if use_cache:
+                cache_key = cache.user_key(name, target, request.headers, user)
+        else:
+            use_cache = cache.cacheable_request(request.method, request.headers)
+            if use_cache:
+                cache_key = cache.key(name, target, request.headers)
         if use_cache:
-            cache_key = cache.key(name, target, request.headers)
             try:
                 hit = await gateway.store.aget_bytes(cache_key)
             except StoreUnavailable:
                 hit = None
+            console.note(cache="MISS" if hit is None else "HIT")
             if hit is not None:
                 status, headers, body = cache.decode(hit)
                 answer = Answer(status, headers, body)
@@ -632,6 +718,7 @@ class DataPlane:
             raise Refused(
                 HTTPStatus.NOT_FOUND, "unknown_service", f"No service named {name!r}."
             )
+        console.note(service=name)
         method, payload = data["method"], data["payload"]
         body = None
         headers = [("Accept", "application/json"), ("Accept-Encoding", "identity")]

@@ -54,6 +54,8 @@ async def check_service(registry, name: str) -> dict:
         "status": status,
         "replicas": len(results),
         "healthy": healthy,
+        # Each replica's probe, in the order of the services file (the console).
+        "replica_status": [bool(result) for result in results],
         "checked_at": round(time.time(), 3),
     }
     ttl = max(registry.config.health_ttl, 3 * registry.config.health_interval)

@@ -19,7 +19,7 @@ import aiohttp
 from yarl import URL
 
 from gateway_site import metrics
-from gateway_site.gateway import retry, signing
+from gateway_site.gateway import console, retry, signing
 from gateway_site.gateway.breaker import BreakerOpen
 from gateway_site.gateway.conf import conf
 from gateway_site.gateway.headers import SKIP_AUTO_HEADERS
@@ -138,6 +138,17 @@ async def _signer(secret: bytes, outbound: Outbound):
     return signed
 
 
+def note_attempt(trace, service, url: str, result: str, status, sent: float) -> None:
+    """Add a try to the console's record of the request."""
+    if trace is not None:
+        trace.attempt(service.urls.index(url), result, status, sent, time.monotonic())
+
+
+def eject(upstream, url: str, trace) -> None:
+    if upstream.balancer.eject(url) and trace is not None:
+        trace.ejected.append(upstream.service.urls.index(url))
+
+
 async def send(registry, name: str, outbound: Outbound) -> aiohttp.ClientResponse:
     """Return the service's response, its body unread (the caller releases it).
 
@@ -145,11 +156,16 @@ async def send(registry, name: str, outbound: Outbound) -> aiohttp.ClientRespons
     """
     upstream = registry.upstreams[name]
     service = upstream.service
+    trace = console.current.get()
     try:
         ticket = await upstream.breaker.allow()
     except BreakerOpen as exc:
         metrics.observe_upstream(name, "circuit_open")
+        if trace is not None:
+            trace.breaker = "open"
         raise breaker_open_error(exc) from None
+    if trace is not None:
+        trace.breaker = "probe" if ticket.probe else "closed"
     client = session(upstream)
     sign = None
     if service.hmac_secret is not None:
@@ -193,10 +209,12 @@ async def send(registry, name: str, outbound: Outbound) -> aiohttp.ClientRespons
         except (TimeoutError, aiohttp.ServerTimeoutError):
             metrics.observe_upstream(name, "timeout", time.monotonic() - sent)
             failure = "timeout"
+            note_attempt(trace, service, url, failure, None, sent)
         except aiohttp.ClientConnectorError:
             metrics.observe_upstream(name, "error")
             failure = "connect"
-            upstream.balancer.eject(url)
+            note_attempt(trace, service, url, failure, None, sent)
+            eject(upstream, url, trace)
             # Nothing reached the service: any replayable request may move on
             # to a replica not tried yet, whatever its method.
             others = any(u not in tried for u in replicas)
@@ -210,16 +228,19 @@ async def send(registry, name: str, outbound: Outbound) -> aiohttp.ClientRespons
         ):
             metrics.observe_upstream(name, "error")
             failure = "reset"
+            note_attempt(trace, service, url, failure, None, sent)
         except aiohttp.ClientError as exc:
             metrics.observe_upstream(name, "error")
             logger.warning("Request to %s failed: %s", name, type(exc).__name__)
             failure = "error"
+            note_attempt(trace, service, url, failure, None, sent)
             break
         else:
             status = response.status
             metrics.observe_upstream(name, outcome(status), time.monotonic() - sent)
+            note_attempt(trace, service, url, outcome(status), status, sent)
             if status in retry.RETRY_STATUSES:
-                upstream.balancer.eject(url)
+                eject(upstream, url, trace)
             retry_this = status in retry.RETRY_STATUSES or (
                 status in retry.RETRY_AFTER_STATUSES
                 and "retry-after" in response.headers
@@ -239,9 +260,10 @@ async def send(registry, name: str, outbound: Outbound) -> aiohttp.ClientRespons
                 await upstream.breaker.failure(ticket)
             else:
                 await upstream.breaker.success(ticket)
-                upstream.balancer.readmit(url)
+                if upstream.balancer.readmit(url) and trace is not None:
+                    trace.readmitted.append(service.urls.index(url))
             return response
-        upstream.balancer.eject(url)
+        eject(upstream, url, trace)
         if attempt >= tries:
             break
     await upstream.breaker.failure(ticket)

@@ -337,6 +337,10 @@ LIKES_API_KEY_FAILURE_RATE = env.str("LIKES_API_KEY_FAILURE_RATE", default="5/m"
 LIKES_READ_CACHE_SECONDS = env.int("LIKES_READ_CACHE_SECONDS", default=5)
 
 # --- API gateway (gateway_site/gateway, docs/gateway.md) --------------------
+# Share of gateway requests kept for the console's request flow (0-1); the
+# console's counts always cover every request.
+GATEWAY_CONSOLE_SAMPLE_RATE = env.float("GATEWAY_CONSOLE_SAMPLE_RATE", default=1.0)
+
 # No service on a fresh install. Upstream services are declared in a TOML file
 # (gateway_site/services.example.toml shows the design's four); without one,
 # setting one of those four's <NAME>_URL serves it with the example's values.
