@@ -249,6 +249,12 @@ processing_queue_size = Gauge(
     "worker reports its own every second).",
     multiprocess_mode="livesum",
 )
+signature_failures_total = Counter(
+    "signature_failures",
+    "Gateway calls signed with a client HMAC key and refused, by reason "
+    "(key_unknown, signature_invalid, digest_mismatch, timestamp_skewed, replayed...).",
+    ["reason"],
+)
 service_health = Gauge(
     "service_health",
     "Last health probe of an upstream service: 1 healthy, 0 down.",
@@ -296,3 +302,8 @@ def set_breaker_state(service: str, state: str) -> None:
 
 def set_service_health(service: str, healthy: bool) -> None:
     service_health.labels(service).set(1 if healthy else 0)
+
+
+def count_signature_failure(reason: str) -> None:
+    """Count one refused signed call (gateway/clientkeys.py)."""
+    signature_failures_total.labels(reason).inc()

@@ -32,7 +32,7 @@ def test_alert_rules_are_valid(promtool):
     result = run(promtool, "check", "rules", "alerts.yml")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
 
 
 def test_scrape_config_is_valid(promtool):
@@ -68,6 +68,7 @@ def test_every_alert_has_a_firing_unit_test():
         "ServiceDown",
         "UpstreamServiceDown",
         "HighLatency",
+        "SignatureFailures",
         "ProcessingQueueBacklog",
     }
     assert tested == alerts

@@ -140,6 +140,12 @@ def test_every_bad_signature_is_a_401_naming_the_reason(site):
     bare = {"X-Gateway-Key": site.key_id}
     assert refused(call(site, "POST", target, b"x", bare)) == "signature_missing"
 
+    # Counted by reason, summed over the workers (loopback may read /metrics).
+    exposed = httpx.get(site.base_url + "/metrics", timeout=10).text
+    for reason in ("replayed", "digest_mismatch", "signature_invalid", "key_unknown"):
+        assert f'signature_failures_total{{reason="{reason}"}}' in exposed
+    assert 'signature_failures_total{reason="signature_invalid"} 2.0' in exposed
+
 
 def test_a_revoked_key_stops_at_once_on_every_worker(site):
     made = manage(

@@ -31,6 +31,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from gateway_site import metrics
 from gateway_site.gateway import signing
 from gateway_site.gateway.auth import Unauthorized
 from gateway_site.gateway.conf import conf
@@ -102,9 +103,27 @@ def mark_used(key_id: str) -> None:
 async def authenticate(
     store, request_headers, *, method, target, body, run_blocking, load_state
 ):
-    """The state of the user a signed request acts as, or raise Unauthorized.
+    """The state of the user a signed request acts as, or raise Unauthorized
+    (counted in ``signature_failures_total`` by reason)."""
+    try:
+        return await _authenticate(
+            store,
+            request_headers,
+            method=method,
+            target=target,
+            body=body,
+            run_blocking=run_blocking,
+            load_state=load_state,
+        )
+    except Unauthorized as refused:
+        metrics.count_signature_failure(refused.code)
+        raise
 
-    ``request_headers`` maps lowercase names to values; ``run_blocking(fn, *args)``
+
+async def _authenticate(
+    store, request_headers, *, method, target, body, run_blocking, load_state
+):
+    """``request_headers`` maps lowercase names to values; ``run_blocking(fn, *args)``
     runs a database call off the event loop; ``load_state(user_id)`` is the
     bearer-token path's coroutine for a user's state.
     """
