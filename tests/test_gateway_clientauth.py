@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from gateway_site.gateway import signing
-from tests.gateway_fixtures import Upstream, services_toml
+from tests.gateway_fixtures import Upstream, service_table, services_toml
 from tests.live import gunicorn, manage, project_env
 
 pytestmark = pytest.mark.live
@@ -32,7 +32,8 @@ def site(tmp_path_factory):
         stack.callback(echo.kill)
         services = tmp / "services.toml"
         services.write_text(
-            services_toml("echo", [echo.url], max_retries=0)
+            services_toml("echo", [echo.url], max_retries=0, client_hmac=True)
+            + service_table("plain", [echo.url], max_retries=0)
             + "[cache.strategies.user_sessions]\n"
             'ttl = 1800\npaths = ["/users/me"]\nper_user = true\n'
         )
@@ -137,6 +138,9 @@ def test_every_bad_signature_is_a_401_naming_the_reason(site):
     assert refused(call(site, "POST", target, b"x", wrong)) == "signature_invalid"
     unknown = signed(site, "POST", target, b"x", key_id="gk_nobody")
     assert refused(call(site, "POST", target, b"x", unknown)) == "key_unknown"
+    other = "/services/plain/v1/run"
+    elsewhere = signed(site, "POST", other, b"x")
+    assert refused(call(site, "POST", other, b"x", elsewhere)) == "hmac_not_enabled"
     bare = {"X-Gateway-Key": site.key_id}
     assert refused(call(site, "POST", target, b"x", bare)) == "signature_missing"
 

@@ -28,6 +28,7 @@ SERVICE_FIELDS = frozenset(
         "eject_time",
         "max_concurrent",
         "max_connections",
+        "client_hmac",
     }
 )
 BREAKER_FIELDS = frozenset({"failure_threshold", "recovery_timeout"})
@@ -53,6 +54,8 @@ class Service:
     max_connections: int | None = None
     # <SERVICE>_HMAC_SECRET: sign every forwarded request (gateway/signing.py).
     hmac_secret: bytes | None = field(default=None, repr=False)
+    # Callers may sign with a client HMAC key instead of a token (opt-in).
+    client_hmac: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +192,11 @@ def _service(name, raw, environ, problems) -> Service | None:
                 "value", f"{where}.health_endpoint", "must be a path such as /health"
             )
         )
+    client_hmac = raw.get("client_hmac", False)
+    if not isinstance(client_hmac, bool):
+        problems.append(
+            Problem("value", f"{where}.client_hmac", "must be true or false")
+        )
     secret = environ.get(secret_var(name), "")
     if secret and len(secret.encode()) < HMAC_SECRET_MIN_LENGTH:
         problems.append(
@@ -211,6 +219,7 @@ def _service(name, raw, environ, problems) -> Service | None:
         recovery_timeout=float(recovery),
         eject_time=float(eject_time),
         hmac_secret=secret.encode() or None,
+        client_hmac=client_hmac,
         **limits,
     )
 

@@ -454,6 +454,19 @@ class DataPlane:
             )
         return user, limit
 
+    @staticmethod
+    def check_client_hmac(request: Request, upstream) -> None:
+        """A call signed with a client key reaches only services that take them."""
+        signed = clientkeys.KEY_HEADER in request.headers
+        if signed and not upstream.service.client_hmac:
+            raise Refused(
+                HTTPStatus.UNAUTHORIZED,
+                "hmac_not_enabled",
+                "This service takes no client HMAC keys (client_hmac = true in "
+                "its services file table enables them).",
+                headers={"WWW-Authenticate": 'GW-HMAC realm="gateway"'},
+            )
+
     async def run_blocking(self, fn, *args):
         """``fn(*args)`` on a database thread (the ORM blocks)."""
         if self._db is None:
@@ -498,6 +511,7 @@ class DataPlane:
                 f"No service named {name!r}.",
                 headers=limit.headers() if limit else None,
             )
+        self.check_client_hmac(request, upstream)
         path = b"/" + path
         length = self.content_length(request)
         target = ascii_target(path)
@@ -719,6 +733,7 @@ class DataPlane:
                 HTTPStatus.NOT_FOUND, "unknown_service", f"No service named {name!r}."
             )
         console.note(service=name)
+        self.check_client_hmac(request, upstream)
         method, payload = data["method"], data["payload"]
         body = None
         headers = [("Accept", "application/json"), ("Accept-Encoding", "identity")]
