@@ -131,6 +131,11 @@ PATHS = {
             },
             "responses": {
                 "200": _json(_ref("LikeResult"), "The count after it", RATE_HEADERS),
+                "303": {
+                    "description": "A browser form's like (Accept: text/html, no "
+                    "JavaScript): counted, then back to its page",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                },
                 **ERRORS,
             },
         },

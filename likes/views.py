@@ -17,7 +17,7 @@ from corsheaders.conf import conf as cors
 from django.db import OperationalError
 from django.views.decorators.csrf import csrf_exempt
 
-from likes import caps, ratelimit, services
+from likes import caps, nojs, ratelimit, services
 from likes.conf import conf
 from likes.http import (
     cached_reads,
@@ -86,11 +86,22 @@ def like_detail(request, post_id: str):
     if method not in ("GET", "HEAD", "POST", "DELETE"):
         return method_not_allowed(request, ["GET", "HEAD", "POST", "DELETE", "OPTIONS"])
     limit = rate_limit(request, write=method in ("POST", "DELETE"))
+    form = method == "POST" and nojs.is_form_post(request)
     if limit and limit.exceeded:
+        if form:
+            return nojs.page(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "Too many likes from your network right now; try again later.",
+                headers=limit.headers(),
+            )
         return ratelimit.too_many_requests(limit)
     post_id, error = clean_post_id(post_id)
     if error:
+        if form:
+            return nojs.page(HTTPStatus.BAD_REQUEST, error)
         return invalid_post_id(error)
+    if form:
+        return _form_like(request, post_id, limit)
     if method in ("POST", "DELETE") and not origin_allowed(request):
         return error_response(
             HTTPStatus.FORBIDDEN,
@@ -108,6 +119,38 @@ def like_detail(request, post_id: str):
     return _read({"post_id": post_id, "likes": Post.objects.count_for(post_id)})
 
 
+def _form_like(request, post_id, limit):
+    """A like from the no-JavaScript form: counted as any like, then a 303 back
+    to the page (its ``return`` field, if that page is of an allowed origin).
+
+    Cross-site by nature, and safe so: the service sets and reads no cookie,
+    the only effect is one deduplicated like, and the page's origin must be in
+    CORS_ORIGINS (``Origin``, or the ``return`` page's without it)."""
+    back = nojs.return_url(request, allowed=origin_in_cors)
+    if back is None:
+        return nojs.page(
+            HTTPStatus.FORBIDDEN,
+            "Likes from this page are not accepted: its site is not among the "
+            "service's CORS_ORIGINS.",
+        )
+    try:
+        _like(request, post_id, limit)
+    except OperationalError as exc:
+        storage_unavailable(exc)
+        return nojs.page(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "The like could not be stored right now; try again shortly.",
+            headers={"Retry-After": "30"},
+        )
+    return nojs.see_other(back)
+
+
+def origin_in_cors(origin: str) -> bool:
+    if cors.CORS_ALLOW_ALL_ORIGINS or origin in cors.CORS_ALLOWED_ORIGINS:
+        return True
+    return any(re.match(p, origin) for p in cors.CORS_ALLOWED_ORIGIN_REGEXES)
+
+
 def origin_allowed(request) -> bool:
     """A browser names the page a like comes from (``Origin``): only pages of
     CORS_ORIGINS (or the service's own) may like or unlike. Without the check a
@@ -115,11 +158,7 @@ def origin_allowed(request) -> bool:
     answer by CORS, shows none. Clients that send no Origin (curl, servers)
     are not browsers' pages and pass."""
     origin = request.META.get("HTTP_ORIGIN")
-    if origin is None:
-        return True
-    if cors.CORS_ALLOW_ALL_ORIGINS or origin in cors.CORS_ALLOWED_ORIGINS:
-        return True
-    if any(re.match(pattern, origin) for pattern in cors.CORS_ALLOWED_ORIGIN_REGEXES):
+    if origin is None or origin_in_cors(origin):
         return True
     own = f"{request.scheme}://{request.get_host()}"
     return origin == own

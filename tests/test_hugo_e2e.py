@@ -10,6 +10,7 @@ import threading
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from unittest import mock
 
@@ -48,6 +49,7 @@ CONTENT = {
     "posts/two.md": "title: Two",
     "posts/three.md": "title: Three",
     "notes/hello.md": "title: Hello again",  # the same last segment as posts/hello
+    "posts/señal.md": "title: Señal",
 }
 PLACEHOLDER_MARKUP = re.compile(
     r'<span class="likes-count" data-likes-count aria-live="polite">(.*?)</span>'
@@ -398,6 +400,25 @@ def test_no_like_pages_have_no_button_count_or_popular_entry(stack):
     assert 'data-likes-count="hidden"' not in home
     assert '"id":"hidden"' not in home
     assert '"id":"like-me"' in home
+
+
+def test_without_javascript_a_like_counts_and_lands_on_the_site(stack):
+    """The README's site keeps Hugo's example baseURL, so its permalinks are not
+    where it is served: the service sends the browser to the home page of the
+    origin the like came from."""
+    page = stack.page(java_script_enabled=False)
+    page.goto(f"{stack.origin}/posts/se%C3%B1al/")
+    form = page.locator("form.likes-form")
+    assert form.get_attribute("action") == f"{stack.api_url}/likes/se%C3%B1al"
+
+    with page.expect_navigation() as navigation:
+        form.locator("button[data-likes-post]").click()
+
+    like = navigation.value.request.redirected_from
+    assert like.method == "POST"
+    assert like.response().status == HTTPStatus.SEE_OTHER
+    assert page.url == f"{stack.origin}/"
+    assert stack.count("señal") == 1
 
 
 def test_the_button_stays_usable_while_the_service_is_down(stack, expect):

@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -46,6 +47,9 @@ POSTS = {
     "repeat-post": "Otra vez",
     "title-post": "Título <b>con</b> marcas & más",
     "motion-post": "Animación",
+    "nojs-post": "Sin <i>JavaScript</i> & más",
+    "refused-post": "Desde otro sitio",
+    "form-post": "Con JavaScript",
 }
 # Low enough for one test to reach quickly, high enough for the others never to.
 POST_RATE = "15/5s"
@@ -598,3 +602,103 @@ def test_like_pops_unless_reduced_motion_is_asked(
         path=str(tmp_path / f"liked-{motion}.png"),
         clip={"x": 0, "y": 0, "width": 360, "height": 160},
     )
+
+
+def api_count(stack: Stack, post_id: str) -> int:
+    return httpx.get(f"{stack.service.base_url}/likes/{post_id}").json()["likes"]
+
+
+def test_without_javascript_the_button_likes_and_comes_back_to_the_page(stack, visitor):
+    url = f"{stack.site_url}/posts/nojs-post/"
+    page = visitor(url, java_script_enabled=False).page
+    button = page.locator("button[data-likes-post]")
+    stack.expect(button).to_have_attribute("type", "submit")
+
+    # The second like is a repeat: back on the page again, not counted.
+    for _ in range(2):
+        with page.expect_navigation() as navigation:
+            button.click()
+        assert page.url == url
+        assert navigation.value.status == HTTPStatus.OK
+        like = navigation.value.request.redirected_from
+        assert like.method == "POST"
+        assert like.url == f"{stack.service.base_url}/likes/nojs-post"
+        assert parse_qs(like.post_data) == {
+            "title": [POSTS["nojs-post"]],
+            "return": [url],
+        }
+        assert like.response().status == HTTPStatus.SEE_OTHER
+        assert like.response().headers["location"] == url
+        assert api_count(stack, "nojs-post") == 1
+    assert title_in_db(stack.data_dir, "nojs-post") == POSTS["nojs-post"]
+    stack.expect(button).not_to_have_attribute("data-likes-ready", "")  # no widget
+
+
+def test_without_javascript_a_like_from_another_origin_is_refused(stack, visitor):
+    page = visitor(
+        f"{stack.foreign_url}/posts/refused-post/", java_script_enabled=False
+    ).page
+
+    with page.expect_navigation() as navigation:
+        page.locator("button[data-likes-post]").click()
+
+    refused = navigation.value
+    assert refused.request.method == "POST"
+    assert refused.status == HTTPStatus.FORBIDDEN
+    assert refused.headers["content-type"].startswith("text/html")
+    assert page.url == f"{stack.service.base_url}/likes/refused-post"
+    assert page.locator("body").inner_text().strip()  # a page that says why
+    assert api_count(stack, "refused-post") == 0
+    assert count_in_db(stack.data_dir, "refused-post") == 0
+
+
+def test_with_javascript_the_form_never_navigates(stack, visitor, tmp_path):
+    url = f"{stack.site_url}/posts/form-post/"
+    page = visitor(url).page
+    button = page.locator("button[data-likes-post]")
+    count = button.locator("[data-likes-count]")
+    stack.expect(count).to_have_text("0")
+    navigations: list[str] = []
+    posts: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    page.on(
+        "request",
+        lambda r: posts.append(r.resource_type) if r.method == "POST" else None,
+    )
+
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        button.click()
+    assert answer.value.ok
+    stack.expect(count).to_have_text("1")
+    stack.expect(button).to_have_attribute("aria-pressed", "true")
+    # Nor does a submission that is not a click on the button.
+    page.evaluate("() => document.querySelector('form.likes-form').requestSubmit()")
+    page.wait_for_timeout(300)
+    assert navigations == []
+    assert page.url == url
+    assert posts == ["fetch"]  # the widget's like, no form post
+    assert api_count(stack, "form-post") == 1
+
+    # The form leaves no box of its own: in a line of text the button sits
+    # exactly where it sits without the form.
+    page.evaluate(
+        """() => {
+            const form = document.querySelector('form.likes-form');
+            const line = document.createElement('p');
+            line.append('¿Te gustó? ');
+            form.before(line);
+            line.append(form);
+        }"""
+    )
+    in_form = button.bounding_box()
+    page.screenshot(
+        path=str(tmp_path / "form-button.png"),
+        clip={"x": 0, "y": 0, "width": 360, "height": 200},
+    )
+    page.evaluate(
+        """() => {
+            const form = document.querySelector('form.likes-form');
+            form.replaceWith(...form.childNodes);
+        }"""
+    )
+    assert button.bounding_box() == in_form

@@ -7,6 +7,7 @@
  *
  * Buttons:   <button type="button" class="likes-button" data-likes-post="my-post"
  *              data-likes-title="My post">…<span data-likes-count></span></button>
+ *            (type="submit" in a form that posts to the API likes without JS)
  * Counts:    <span data-likes-count="my-post"></span>  (list pages)
  * Optional:  data-label-like / data-label-unlike on the script tag.
  *
@@ -229,8 +230,13 @@
       .then(idle, idle);
   }
 
+  function stop(event) {
+    event.preventDefault();
+  }
+
   function click(event) {
     var button = event.currentTarget;
+    stop(event); // no form submission
     var id = idOf(button);
     if (busy[id]) return;
     var known = button.getAttribute("data-likes");
@@ -293,6 +299,9 @@
       if (el.hasAttribute("data-likes-post")) {
         pressed(el, !!stored(id));
         el.addEventListener("click", click);
+        if (el.form && el.form.classList.contains("likes-form")) {
+          el.form.addEventListener("submit", stop);
+        }
       }
       if (ids.indexOf(id) < 0) ids.push(id);
     });
