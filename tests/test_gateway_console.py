@@ -379,3 +379,29 @@ def test_two_instances_on_one_redis_share_counts_and_flows(tmp_path, redis_url):
     # A request served by one instance is found through the other.
     assert record["service"] == name
     assert [a["outcome"] for a in record["attempts"]] == ["success"]
+
+
+def test_the_in_flight_publisher_stops_when_cancelled_even_if_swallowed(monkeypatch):
+    """As the prober: a client library that swallows the cancellation (seen with
+    the Redis client) must not make the data plane's shutdown wait forever."""
+    import asyncio
+    import contextlib
+    from types import SimpleNamespace
+
+    from gateway_site.gateway import console
+
+    async def swallowing_claim(store, pid, slot):
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+
+    monkeypatch.setattr(console, "claim_slot", swallowing_claim)
+    registry = SimpleNamespace(store=None, upstreams={})
+
+    async def cancel_and_wait():
+        task = asyncio.create_task(console.publish_in_flight(registry))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=2)
+        return task in done and task.cancelled()
+
+    assert asyncio.run(cancel_and_wait())

@@ -367,6 +367,10 @@ async def publish_in_flight(registry) -> None:
             slot = None
         except Exception:
             logger.exception("Publishing calls in flight failed")
+        if asyncio.current_task().cancelling():
+            # Cancelled while the Redis client swallowed the CancelledError
+            # (as prober.run): stop all the same, or shutdown waits forever.
+            raise asyncio.CancelledError
         await asyncio.sleep(1)
 
 
