@@ -22,6 +22,9 @@ def site(tmp_path_factory):
         ADMIN_API_KEY=STATS_KEY,
         CLIENT_IP_HEADER="X-Client-IP",
         LIKES_POST_RATE="1000/m",
+        # The default 5/m, counted per hour: a minute window could roll over
+        # between the sixth wrong key and the seventh request.
+        LIKES_API_KEY_FAILURE_RATE="5/h",
     )
     manage("migrate", "--noinput", env=env)
     with gunicorn(env, workers=2) as server:
