@@ -18,6 +18,7 @@ costs one counter its history (a rate limit that forgets, never one
 that refuses wrongly).
 """
 
+import contextlib
 import fcntl
 import hashlib
 import mmap
@@ -244,4 +245,105 @@ def table(path: Path) -> SharedTable:
             found = _tables.get(key)
             if found is None:
                 found = _tables[key] = SharedTable(path)
+    return found
+
+
+# --- a ring of records ---------------------------------------------------------------
+
+RING_HEAD = struct.Struct("<Q")  # records appended so far
+RING_LENGTH = struct.Struct("<I")  # a slot's record length (0: empty)
+
+
+class SharedRing:
+    """The last ``size`` records (bytes, up to ``record_bytes`` each) appended by
+    any process, in a shared mapped file: the gateway console's recent requests.
+
+    The file is a count of records appended so far, then ``size`` slots of a
+    length and the record. An append takes the whole file's lock (a byte-range
+    lock on it, plus a thread lock) for the time of a copy; a read takes it too.
+    """
+
+    def __init__(self, path: Path, *, size: int, record_bytes: int):
+        self.path = Path(path)
+        self.size = size
+        self.record_bytes = record_bytes
+        self.slot_bytes = RING_LENGTH.size + record_bytes
+        length = RING_HEAD.size + size * self.slot_bytes
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_size != length:
+                # A file of another size (another version): start it again.
+                os.ftruncate(fd, 0)
+                os.posix_fallocate(fd, 0, length)
+            self._map = mmap.mmap(fd, length, mmap.MAP_SHARED)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._thread_lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self):
+        self._thread_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _held(self, kind):
+        with self._thread_lock:
+            fcntl.lockf(self._fd, kind, 1, 0)
+            try:
+                yield
+            finally:
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, 0)
+
+    def _offset(self, slot: int) -> int:
+        return RING_HEAD.size + slot * self.slot_bytes
+
+    def append(self, records: list[bytes]) -> None:
+        """Add records, oldest first; one longer than ``record_bytes`` is skipped."""
+        records = [r for r in records if 0 < len(r) <= self.record_bytes]
+        if not records:
+            return
+        records = records[-self.size :]
+        with self._held(fcntl.LOCK_EX):
+            (count,) = RING_HEAD.unpack_from(self._map, 0)
+            for record in records:
+                at = self._offset(count % self.size)
+                RING_LENGTH.pack_into(self._map, at, len(record))
+                start = at + RING_LENGTH.size
+                self._map[start : start + len(record)] = record
+                count += 1
+            RING_HEAD.pack_into(self._map, 0, count)
+
+    def records(self) -> list[bytes]:
+        """Every record kept, oldest first."""
+        with self._held(fcntl.LOCK_SH):
+            (count,) = RING_HEAD.unpack_from(self._map, 0)
+            found = []
+            for n in range(max(count - self.size, 0), count):
+                at = self._offset(n % self.size)
+                (length,) = RING_LENGTH.unpack_from(self._map, at)
+                if 0 < length <= self.record_bytes:
+                    start = at + RING_LENGTH.size
+                    found.append(self._map[start : start + length])
+            return found
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
+_rings: dict[tuple[int, Path], SharedRing] = {}
+
+
+def ring(path: Path, *, size: int, record_bytes: int) -> SharedRing:
+    """The ring at ``path``, opened once per process."""
+    key = (os.getpid(), Path(path))
+    found = _rings.get(key)
+    if found is None:
+        with _tables_lock:
+            found = _rings.get(key)
+            if found is None:
+                found = _rings[key] = SharedRing(
+                    path, size=size, record_bytes=record_bytes
+                )
     return found

@@ -9,6 +9,7 @@ the dedupe's daily salt (deleted after 48 h): no address is stored.
 """
 
 import datetime
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -22,6 +23,7 @@ from likes.conf import conf
 TTL = 49 * 3600  # outlives its day, then goes with the salt
 
 
+@functools.lru_cache(maxsize=4096)
 def network_of(ip: str) -> str | None:
     """The client's network, not its address: IPv4 by /24, IPv6 by /48."""
     try:

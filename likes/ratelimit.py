@@ -51,18 +51,29 @@ def resolve_ip(remote_addr: str, forwarded: str | None) -> str:
     """
     if forwarded is not None:
         raw = forwarded.strip()
-        try:
-            return unmapped(ipaddress.ip_address(raw))
-        except ValueError:
-            logger.warning(
-                "Client IP header %s is %s; using REMOTE_ADDR",
-                conf.CLIENT_IP_HEADER,
-                "missing" if not raw else "malformed",
-            )
+        found = normal_ip(raw)
+        if found is not None:
+            return found
+        logger.warning(
+            "Client IP header %s is %s; using REMOTE_ADDR",
+            conf.CLIENT_IP_HEADER,
+            "missing" if not raw else "malformed",
+        )
+    return normal_ip(remote_addr) or remote_addr
+
+
+def normal_ip(raw: str) -> str | None:
+    """An address in its one written form (IPv4-mapped unmapped), else None."""
+    # No address is longer (an IPv6 one with a zone): the cache stays small.
+    return _parsed_ip(raw) if len(raw) <= 64 else None
+
+
+@lru_cache(maxsize=4096)
+def _parsed_ip(raw: str) -> str | None:
     try:
-        return unmapped(ipaddress.ip_address(remote_addr))
+        return unmapped(ipaddress.ip_address(raw))
     except ValueError:
-        return remote_addr
+        return None
 
 
 def unmapped(address) -> str:

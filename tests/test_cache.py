@@ -152,3 +152,59 @@ def test_a_table_finds_a_key_past_look_alike_bytes_and_its_own_expired_slot(tmp_
     assert table.add("key", 1, 60) is False
     assert table.incr("key") == 4.0
     table.close()
+
+
+def _append_many(path: str, name: bytes, n: int) -> None:
+    from gateway_site.counters import SharedRing
+
+    ring = SharedRing(path, size=50, record_bytes=64)
+    for i in range(n):
+        ring.append([b"%s-%d" % (name, i)])
+
+
+def test_a_ring_keeps_the_last_records_of_every_process_whole(tmp_path):
+    import multiprocessing
+
+    from gateway_site.counters import SharedRing
+
+    path = tmp_path / "ring.bin"
+    ring = SharedRing(path, size=50, record_bytes=64)
+    context = multiprocessing.get_context("fork")
+    procs = [
+        context.Process(target=_append_many, args=(str(path), b"p%d" % n, 500))
+        for n in range(3)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+
+    records = ring.records()
+    assert len(records) == 50
+    # Whole records only, and each process's in the order it wrote them.
+    for name in (b"p0", b"p1", b"p2"):
+        mine = [int(r.split(b"-")[1]) for r in records if r.startswith(name + b"-")]
+        assert mine == sorted(mine)
+    assert {r.split(b"-")[0] for r in records} <= {b"p0", b"p1", b"p2"}
+    assert any(r == b"p%d-499" % n for n in range(3) for r in records[-3:])
+
+
+def test_a_ring_skips_what_does_not_fit_and_restarts_a_file_of_another_size(
+    tmp_path,
+):
+    from gateway_site.counters import SharedRing
+
+    path = tmp_path / "ring.bin"
+    ring = SharedRing(path, size=3, record_bytes=8)
+    ring.append([b"a", b"x" * 9, b"", b"b"])
+    ring.append([b"c", b"d"])
+
+    assert ring.records() == [b"b", b"c", b"d"]
+    ring.close()
+    path.write_bytes(b"\xff" * 7)  # cut short, e.g. by a full disk
+    again = SharedRing(path, size=3, record_bytes=8)
+    assert again.records() == []
+    again.append([b"e"])
+    assert again.records() == [b"e"]
+    again.close()

@@ -405,3 +405,46 @@ def test_the_in_flight_publisher_stops_when_cancelled_even_if_swallowed(monkeypa
         return task in done and task.cancelled()
 
     assert asyncio.run(cancel_and_wait())
+
+
+def test_a_worker_writes_its_records_together_and_exactly(tmp_path, monkeypatch):
+    """Requests in a burst cost one write of summed counts; closing writes the
+    rest; the ring finds each request again."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from gateway_site.gateway.store import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path, "t:")
+    gateway = SimpleNamespace(store=store, upstreams={})
+    writes = []
+    real_apply = console.apply
+
+    async def counting_apply(store, hits, *args):
+        writes.append(sum(hits.values()))
+        await real_apply(store, hits, *args)
+
+    monkeypatch.setattr(console, "apply", counting_apply)
+
+    async def burst():
+        recorder = console.Recorder(SimpleNamespace(get=lambda: gateway))
+        for n in range(300):
+            trace = console.Trace(f"id-{n}", "GET", "/services/s/x", "127.0.0.0/24")
+            trace.service = "s"
+            recorder.record(trace, 500 if n % 10 == 0 else 200, 12.0)
+            if n == 149:
+                await asyncio.sleep(0)  # the first write goes out at once
+        await recorder.close()
+
+    asyncio.run(burst())
+
+    assert len(writes) == 2  # 150 per write
+    rows = console.read_counters(store, ["s:s"], time.time())["s:s"]
+    assert sum(row.get("n", 0) for row in rows.values()) == 300
+    assert sum(row.get("e", 0) for row in rows.values()) == 30
+    assert sum(row.get("l1", 0) for row in rows.values()) == 300
+    recent = console.recent(store)
+    assert len(recent) == console.FLOW_SIZE
+    assert recent[0]["request_id"] == "id-299"
+    assert console.find(store, "id-150")["status"] == 500
+    assert console.find(store, "id-99") is None  # left the ring

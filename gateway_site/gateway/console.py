@@ -12,9 +12,11 @@ Every request to a configured service leaves, once its answer has been sent:
   token, no query string, the client's network only), found again by its
   request id.
 
-The writes go out together after the response (one Redis pipeline, or inline
-calls to the embedded table), so a client never waits on them. Each worker
-also publishes its calls in flight every second.
+A worker gathers these in memory after each response and writes them together
+(``Recorder``: one Redis pipeline, or inline updates of the embedded store's
+mapped files), at most every ``FLUSH_EVERY`` seconds, so neither the client nor
+the next request waits on them. Each worker also publishes its calls in flight
+every second.
 """
 
 import asyncio
@@ -26,11 +28,13 @@ import math
 import os
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from gateway_site import counters
 from gateway_site.gateway.store import RedisStore, StoreUnavailable
 from gateway_site.logs import mask_ip
 
@@ -50,6 +54,8 @@ CALLER_TIERS = {
 }
 SERVICE_FIELDS = (*FIELDS, *CALLER_TIERS.values())
 FLOW_SIZE = 200
+FLOW_RECORD_BYTES = 4096  # the most a request's record takes in the embedded ring
+FLUSH_EVERY = 0.2  # seconds: the most often a worker writes its records
 FLOW_TTL = 15 * 60
 SEQ_KEY = "con:flow:seq"
 SEQ_TTL = 86400
@@ -229,27 +235,35 @@ return slot
 """
 
 
-async def apply(store, hits: list[str], numbers=(), deletes=(), flow=None) -> None:
-    """Count ``hits`` (+1 each, kept KEEP s), set ``numbers`` (key, value, ttl),
-    drop ``deletes`` and add ``flow`` (request id, record) to the ring.
+def flow_ring(store) -> counters.SharedRing:
+    """The embedded store's ring of recent requests (a mapped file)."""
+    return counters.ring(
+        store.data_dir / "console-flows.bin",
+        size=FLOW_SIZE,
+        record_bytes=FLOW_RECORD_BYTES,
+    )
 
-    Redis: one round trip (a pipeline). Embedded: the numbers inline (a mapped
-    file), the record, a SQLite write, on a thread so the event loop moves on.
+
+async def apply(store, hits: dict[str, int], numbers=(), deletes=(), flows=()):
+    """Add ``hits`` ({key: count}, kept KEEP s), set ``numbers`` (key, value,
+    ttl), drop ``deletes`` and add ``flows`` ((request id, record), oldest
+    first) to the ring of recent requests.
+
+    Redis: one round trip (a pipeline). Embedded: inline updates of mapped files.
     """
     if isinstance(store, RedisStore):
         ttl_ms = store._ms(KEEP)
 
         async def run(r):
             pipe = r.pipeline(transaction=False)
-            for key in hits:
+            for key, count in hits.items():
                 pipe.set(store._k(key), 0, px=ttl_ms, nx=True)
-                pipe.incr(store._k(key))
+                pipe.incrby(store._k(key), count)
             for key, value, ttl in numbers:
                 pipe.set(store._k(key), repr(value), px=store._ms(ttl))
             if deletes:
                 pipe.delete(*[store._k(key) for key in deletes])
-            if flow is not None:
-                request_id, record = flow
+            for request_id, record in flows:
                 pipe.eval(
                     FLOW_SCRIPT,
                     2,
@@ -264,20 +278,13 @@ async def apply(store, hits: list[str], numbers=(), deletes=(), flow=None) -> No
 
         await store._arun(run)
         return
-    for key in hits:
-        store.hit(key, KEEP)
+    for key, count in hits.items():
+        store.hit(key, KEEP, count)
     for key, value, ttl in numbers:
         store.set_number(key, value, ttl)
     store.delete_numbers(list(deletes))
-    if flow is not None:
-        await asyncio.to_thread(write_flow, store, *flow)
-
-
-def write_flow(store, request_id: str, record: bytes) -> None:
-    """Add a record to the ring of recent requests (the embedded store)."""
-    slot = int(store.hit(SEQ_KEY, SEQ_TTL)) % FLOW_SIZE
-    store.set_bytes(flow_slot_key(slot), record, FLOW_TTL)
-    store.set_number(flow_id_key(request_id), slot, FLOW_TTL)
+    if flows:
+        flow_ring(store).append([record for _, record in flows])
 
 
 def counter_hits(trace: Trace, status: int, total_ms: float, now: float) -> list[str]:
@@ -304,44 +311,129 @@ def counter_hits(trace: Trace, status: int, total_ms: float, now: float) -> list
     return hits
 
 
-async def refused(store, policy: str) -> None:
-    """Count a request a rate-limit tier refused."""
-    with contextlib.suppress(StoreUnavailable):
-        await store.ahit(
-            counter_key(bucket_of(time.time()), tier_scope(policy), "n"), KEEP
-        )
+def refusal_key(policy: str) -> str:
+    """The counter of requests a rate-limit tier refused, this bucket."""
+    return counter_key(bucket_of(time.time()), tier_scope(policy), "n")
 
 
-async def finish(registry, trace: Trace, status: int, total_ms: float) -> None:
-    """Record a finished request: its counts, and its flow when sampled."""
-    if trace.service is None:
-        return
-    store = registry.store
-    now = time.time()
-    upstream = registry.upstreams.get(trace.service)
-    numbers, deletes = [], []
-    if upstream is not None:
-        eject_time = upstream.service.eject_time
-        for index in set(trace.ejected):
-            numbers.append(
-                (ejected_key(trace.service, index), now + eject_time, eject_time)
-            )
-        deletes = [
-            ejected_key(trace.service, index)
-            for index in set(trace.readmitted) - set(trace.ejected)
+def encode_record(trace: Trace, status: int, total_ms: float) -> bytes:
+    """A request's stored record, its middle tries left out to fit a slot."""
+    record = trace.record(status, total_ms)
+    raw = json.dumps(record, separators=(",", ":")).encode()
+    while len(raw) > FLOW_RECORD_BYTES and record["attempts"]:
+        # Keep the first try and the last: how it began and how it ended.
+        attempts = record["attempts"]
+        record["attempts"] = attempts[:1] + attempts[2:] if len(attempts) > 1 else []
+        record["attempts_left_out"] = record.get("attempts_left_out", 0) + 1
+        raw = json.dumps(record, separators=(",", ":")).encode()
+    return raw
+
+
+class Recorder:
+    """One worker's console records, written to the store together.
+
+    A request's counts and record are added here, in memory, once its answer
+    has gone out. A task writes what gathered in one call (one Redis pipeline,
+    or inline updates of the embedded store's mapped files): at once when the
+    worker is quiet, else at most every ``FLUSH_EVERY`` seconds. Counts stay
+    exact; they show in the console at most ``FLUSH_EVERY`` s later.
+    """
+
+    def __init__(self, registry):
+        self.registry = registry
+        self.hits: dict[str, int] = {}
+        self.numbers: dict[str, tuple[float, float]] = {}
+        self.deletes: set[str] = set()
+        # The sampled requests (trace, status, ms), newest last.
+        self.flows: deque = deque(maxlen=FLOW_SIZE)
+        self._task: asyncio.Task | None = None
+        self._last = 0.0
+
+    def count(self, keys) -> None:
+        hits = self.hits
+        for key in keys:
+            hits[key] = hits.get(key, 0) + 1
+        self._schedule()
+
+    def refused(self, policy: str) -> None:
+        """Count a request a rate-limit tier refused."""
+        self.count((refusal_key(policy),))
+
+    def record(self, trace: Trace, status: int, total_ms: float) -> None:
+        """Keep a finished request: its counts, and its flow when sampled."""
+        if trace.service is None:
+            return
+        now = time.time()
+        upstream = self.registry.get().upstreams.get(trace.service)
+        if upstream is not None:
+            eject_time = upstream.service.eject_time
+            for index in set(trace.ejected):
+                key = ejected_key(trace.service, index)
+                self.numbers[key] = (now + eject_time, eject_time)
+                self.deletes.discard(key)
+            for index in set(trace.readmitted) - set(trace.ejected):
+                key = ejected_key(trace.service, index)
+                self.deletes.add(key)
+                self.numbers.pop(key, None)
+        rate = sample_rate()
+        if rate >= 1 or random.random() < rate:
+            self.flows.append((trace, status, total_ms))
+        self.count(counter_hits(trace, status, total_ms, now))
+
+    def _schedule(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _pending(self) -> bool:
+        return bool(self.hits or self.numbers or self.deletes or self.flows)
+
+    async def _run(self) -> None:
+        try:
+            while self._pending():
+                wait = self._last + FLUSH_EVERY - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._last = time.monotonic()
+                await self.flush()
+                if asyncio.current_task().cancelling():
+                    # Cancelled while the Redis client swallowed the error.
+                    raise asyncio.CancelledError
+        finally:
+            self._task = None
+
+    async def flush(self) -> None:
+        """Write what gathered. A failed write is dropped, never retried: the
+        console must not hold up the data plane."""
+        hits, self.hits = self.hits, {}
+        numbers, self.numbers = self.numbers, {}
+        deletes, self.deletes = self.deletes, set()
+        flows = [
+            (trace.request_id, encode_record(trace, status, ms))
+            for trace, status, ms in self.flows
         ]
-    flow = None
-    if random.random() < sample_rate():
-        record = json.dumps(trace.record(status, total_ms), separators=(",", ":"))
-        flow = (trace.request_id, record.encode())
-    try:
-        await apply(
-            store, counter_hits(trace, status, total_ms, now), numbers, deletes, flow
-        )
-    except StoreUnavailable:
-        pass
-    except Exception:  # the console must never break the data plane
-        logger.exception("Console record of %s failed", trace.request_id)
+        self.flows.clear()
+        if not (hits or numbers or deletes or flows):
+            return
+        try:
+            await apply(
+                self.registry.get().store,
+                hits,
+                [(key, value, ttl) for key, (value, ttl) in numbers.items()],
+                deletes,
+                flows,
+            )
+        except StoreUnavailable:
+            pass
+        except Exception:
+            logger.exception("Console records could not be written")
+
+    async def close(self, timeout: float = 2) -> None:
+        """Stop the task, then write what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.flush(), timeout)
 
 
 async def publish_in_flight(registry) -> None:
@@ -355,7 +447,7 @@ async def publish_in_flight(registry) -> None:
             if slot is not None:
                 await apply(
                     store,
-                    [],
+                    {},
                     numbers=[
                         (inflight_key(slot, name), upstream.in_flight, SLOT_TTL)
                         for name, upstream in registry.upstreams.items()
@@ -570,21 +662,33 @@ def in_flight_totals(store, names: list[str]) -> dict[str, int]:
 
 def recent(store) -> list[dict]:
     """The recorded requests still kept, newest first (blocking)."""
+    if isinstance(store, RedisStore):
+        raws = []
+        for slot in range(FLOW_SIZE):
+            try:
+                raws.append(store.get_bytes(flow_slot_key(slot)))
+            except StoreUnavailable:
+                break
+    else:
+        raws = flow_ring(store).records()[::-1]  # newest first among equals
+    oldest = time.time() - FLOW_TTL
     records = []
-    for slot in range(FLOW_SIZE):
-        try:
-            raw = store.get_bytes(flow_slot_key(slot))
-        except StoreUnavailable:
-            break
+    for raw in raws:
         if raw:
             with contextlib.suppress(ValueError):
-                records.append(json.loads(raw))
+                record = json.loads(raw)
+                if isinstance(record, dict) and record.get("at", 0) >= oldest:
+                    records.append(record)
     records.sort(key=lambda record: record.get("at", 0), reverse=True)
     return records
 
 
 def find(store, request_id: str) -> dict | None:
     """The recorded request with this id, while it is among the last FLOW_SIZE."""
+    if not isinstance(store, RedisStore):
+        return next(
+            (r for r in recent(store) if r.get("request_id") == request_id), None
+        )
     try:
         (slot,) = store.get_numbers([flow_id_key(request_id)])
         if slot is None:

@@ -247,6 +247,7 @@ class DataPlane:
         self.metrics = None
         self.options = None
         self._db = None
+        self.recorder = console.Recorder(registry)
         self._tasks: list[asyncio.Task] = []
         self._allowed_hosts: dict[str, bool] = {}
 
@@ -268,6 +269,7 @@ class DataPlane:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.recorder.close()
         gateway = registry.get()
         await proxy.close_sessions(gateway)
         await gateway.store.aclose()
@@ -311,11 +313,8 @@ class DataPlane:
                     request.method, route, status, perf_counter() - started
                 )
                 metric.stopped()
-            if trace.service is not None:
-                # After the answer went out: the client does not wait on it.
-                await console.finish(
-                    registry.get(), trace, status, (perf_counter() - started) * 1000
-                )
+            # After the answer went out, in memory: written a moment later.
+            self.recorder.record(trace, status, (perf_counter() - started) * 1000)
             console.current.reset(trace_token)
             current_request.reset(token)
 
@@ -437,7 +436,7 @@ class DataPlane:
         )
         if limit is not None and limit.exceeded:
             console.note(refused_by=limit.policy)
-            await console.refused(gateway.store, limit.policy)
+            self.recorder.refused(limit.policy)
             headers = limit.headers()
             raise Refused(
                 HTTPStatus.TOO_MANY_REQUESTS,

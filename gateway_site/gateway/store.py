@@ -39,7 +39,8 @@ class EmbeddedStore:
 
     def __init__(self, data_dir: Path, prefix: str):
         self.prefix = prefix
-        self.numbers = counters.table(Path(data_dir) / "counters.bin")
+        self.data_dir = Path(data_dir)
+        self.numbers = counters.table(self.data_dir / "counters.bin")
         self._blob_dir = Path(data_dir) / "gateway-cache"
         self._blobs = None
 
@@ -58,8 +59,8 @@ class EmbeddedStore:
 
     # Numbers ---------------------------------------------------------------
 
-    def hit(self, key: str, ttl: float) -> float:
-        return self.numbers.hit(self._k(key), ttl)
+    def hit(self, key: str, ttl: float, amount: float = 1) -> float:
+        return self.numbers.hit(self._k(key), ttl, amount)
 
     def get_numbers(self, keys: list[str]) -> list[float | None]:
         return [self.numbers.get(self._k(key)) for key in keys]
