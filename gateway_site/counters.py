@@ -16,6 +16,9 @@ stripe full takes the slot that expires soonest: with the default size (4,096
 stripes of 16 slots, 2 MB) that takes 17 live keys hashing to one stripe, and
 costs one counter its history (a rate limit that forgets, never one
 that refuses wrongly).
+
+``SharedRing``, on the same footing, keeps the last records of a kind (the
+gateway console's recent requests): a count, then fixed-size slots of bytes.
 """
 
 import contextlib
@@ -36,20 +39,19 @@ STRIPES = 4096
 EMPTY = bytes(16)
 
 
-class SharedTable:
-    """A fixed-size table of numbers with expiries in a shared, mapped file."""
+class MappedFile:
+    """A file of ``length`` bytes mapped into memory (``MAP_SHARED``), with the
+    thread lock that goes with its byte-range locks. A shorter file (cut short,
+    or another version's) is extended."""
 
-    def __init__(self, path: Path, *, slots_per_stripe: int = 16):
+    def __init__(self, path: Path, length: int):
         self.path = Path(path)
-        self.slots_per_stripe = slots_per_stripe
-        self.stripe_bytes = slots_per_stripe * SLOT.size
-        size = STRIPES * self.stripe_bytes
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            if os.fstat(fd).st_size < size:
+            if os.fstat(fd).st_size < length:
                 # Real blocks, not a sparse file: no SIGBUS on a full disk later.
-                os.posix_fallocate(fd, 0, size)
-            self._map = mmap.mmap(fd, size, mmap.MAP_SHARED)
+                os.posix_fallocate(fd, 0, length)
+            self._map = mmap.mmap(fd, length, mmap.MAP_SHARED)
         except BaseException:
             os.close(fd)
             raise
@@ -59,6 +61,19 @@ class SharedTable:
 
     def _after_fork(self):
         self._thread_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
+class SharedTable(MappedFile):
+    """A fixed-size table of numbers with expiries in a shared, mapped file."""
+
+    def __init__(self, path: Path, *, slots_per_stripe: int = 16):
+        self.slots_per_stripe = slots_per_stripe
+        self.stripe_bytes = slots_per_stripe * SLOT.size
+        super().__init__(path, STRIPES * self.stripe_bytes)
 
     def _locate(self, key: str | bytes) -> tuple[bytes, int, int]:
         """(digest, stripe, first byte of the stripe) of a key."""
@@ -227,25 +242,25 @@ class SharedTable:
             finally:
                 fcntl.lockf(self._fd, fcntl.LOCK_UN, STRIPES, 0)
 
-    def close(self) -> None:
-        self._map.close()
-        os.close(self._fd)
+_opened: dict[tuple[int, Path], MappedFile] = {}
+_opened_lock = threading.Lock()
 
 
-_tables: dict[tuple[int, Path], SharedTable] = {}
-_tables_lock = threading.Lock()
+def _once(kind, path: Path, **options):
+    """The ``kind`` of mapped file at ``path``, opened once per process."""
+    key = (os.getpid(), Path(path))
+    found = _opened.get(key)
+    if found is None:
+        with _opened_lock:
+            found = _opened.get(key)
+            if found is None:
+                found = _opened[key] = kind(path, **options)
+    return found
 
 
 def table(path: Path) -> SharedTable:
     """The table at ``path``, opened once per process."""
-    key = (os.getpid(), Path(path))
-    found = _tables.get(key)
-    if found is None:
-        with _tables_lock:
-            found = _tables.get(key)
-            if found is None:
-                found = _tables[key] = SharedTable(path)
-    return found
+    return _once(SharedTable, path)
 
 
 # --- a ring of records ---------------------------------------------------------------
@@ -254,7 +269,7 @@ RING_HEAD = struct.Struct("<Q")  # records appended so far
 RING_LENGTH = struct.Struct("<I")  # a slot's record length (0: empty)
 
 
-class SharedRing:
+class SharedRing(MappedFile):
     """The last ``size`` records (bytes, up to ``record_bytes`` each) appended by
     any process, in a shared mapped file: the gateway console's recent requests.
 
@@ -264,27 +279,10 @@ class SharedRing:
     """
 
     def __init__(self, path: Path, *, size: int, record_bytes: int):
-        self.path = Path(path)
         self.size = size
         self.record_bytes = record_bytes
         self.slot_bytes = RING_LENGTH.size + record_bytes
-        length = RING_HEAD.size + size * self.slot_bytes
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            if os.fstat(fd).st_size != length:
-                # A file of another size (another version): start it again.
-                os.ftruncate(fd, 0)
-                os.posix_fallocate(fd, 0, length)
-            self._map = mmap.mmap(fd, length, mmap.MAP_SHARED)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        self._thread_lock = threading.Lock()
-        os.register_at_fork(after_in_child=self._after_fork)
-
-    def _after_fork(self):
-        self._thread_lock = threading.Lock()
+        super().__init__(path, RING_HEAD.size + size * self.slot_bytes)
 
     @contextlib.contextmanager
     def _held(self, kind):
@@ -306,6 +304,8 @@ class SharedRing:
         records = records[-self.size :]
         with self._held(fcntl.LOCK_EX):
             (count,) = RING_HEAD.unpack_from(self._map, 0)
+            if count >= 2**63:  # a damaged file: start counting again
+                count = 0
             for record in records:
                 at = self._offset(count % self.size)
                 RING_LENGTH.pack_into(self._map, at, len(record))
@@ -327,23 +327,6 @@ class SharedRing:
                     found.append(self._map[start : start + length])
             return found
 
-    def close(self) -> None:
-        self._map.close()
-        os.close(self._fd)
-
-
-_rings: dict[tuple[int, Path], SharedRing] = {}
-
-
 def ring(path: Path, *, size: int, record_bytes: int) -> SharedRing:
     """The ring at ``path``, opened once per process."""
-    key = (os.getpid(), Path(path))
-    found = _rings.get(key)
-    if found is None:
-        with _tables_lock:
-            found = _rings.get(key)
-            if found is None:
-                found = _rings[key] = SharedRing(
-                    path, size=size, record_bytes=record_bytes
-                )
-    return found
+    return _once(SharedRing, path, size=size, record_bytes=record_bytes)

@@ -190,7 +190,7 @@ def test_a_ring_keeps_the_last_records_of_every_process_whole(tmp_path):
     assert any(r == b"p%d-499" % n for n in range(3) for r in records[-3:])
 
 
-def test_a_ring_skips_what_does_not_fit_and_restarts_a_file_of_another_size(
+def test_a_ring_skips_what_does_not_fit_and_mends_a_file_cut_short(
     tmp_path,
 ):
     from gateway_site.counters import SharedRing

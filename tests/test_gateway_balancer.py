@@ -2,7 +2,7 @@ import time
 from collections import Counter
 from http import HTTPStatus
 
-from gateway_site.gateway import registry
+from gateway_site.gateway import console, registry
 
 
 def served_by(response) -> str:
@@ -62,6 +62,15 @@ def test_a_health_probe_readmits_an_ejected_replica(gw, gateway, upstreams):
     while b.url in balancer.ejected() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert balancer.ejected() == [a.url]  # b's probe passed, a's did not
+    # The console shows a still out, b back in the rotation.
+    store = registry.get().store
+    keys = [console.ejected_key(name, 0), console.ejected_key(name, 1)]
+    deadline = time.monotonic() + 2
+    while store.get_numbers(keys)[0] is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(console.FLUSH_EVERY * 2)
+    ejected_a, ejected_b = store.get_numbers(keys)
+    assert ejected_a is not None and ejected_b is None
     a.server.healthy = True
     deadline = time.monotonic() + 5
     while balancer.ejected() and time.monotonic() < deadline:

@@ -122,7 +122,6 @@ class Trace:
     breaker: str | None = None
     attempts: list = field(default_factory=list)
     ejected: list = field(default_factory=list)
-    readmitted: list = field(default_factory=list)
 
     def since(self, moment: float) -> float:
         return round((moment - self.clock) * 1000, 2)
@@ -244,9 +243,9 @@ def flow_ring(store) -> counters.SharedRing:
     )
 
 
-async def apply(store, hits: dict[str, int], numbers=(), deletes=(), flows=()):
+async def apply(store, hits: dict[str, int], numbers=(), flows=()):
     """Add ``hits`` ({key: count}, kept KEEP s), set ``numbers`` (key, value,
-    ttl), drop ``deletes`` and add ``flows`` ((request id, record), oldest
+    ttl) and add ``flows`` ((request id, record), oldest
     first) to the ring of recent requests.
 
     Redis: one round trip (a pipeline). Embedded: inline updates of mapped files.
@@ -261,8 +260,6 @@ async def apply(store, hits: dict[str, int], numbers=(), deletes=(), flows=()):
                 pipe.incrby(store._k(key), count)
             for key, value, ttl in numbers:
                 pipe.set(store._k(key), repr(value), px=store._ms(ttl))
-            if deletes:
-                pipe.delete(*[store._k(key) for key in deletes])
             for request_id, record in flows:
                 pipe.eval(
                     FLOW_SCRIPT,
@@ -282,7 +279,6 @@ async def apply(store, hits: dict[str, int], numbers=(), deletes=(), flows=()):
         store.hit(key, KEEP, count)
     for key, value, ttl in numbers:
         store.set_number(key, value, ttl)
-    store.delete_numbers(list(deletes))
     if flows:
         flow_ring(store).append([record for _, record in flows])
 
@@ -329,6 +325,13 @@ def encode_record(trace: Trace, status: int, total_ms: float) -> bytes:
     return raw
 
 
+def still_ejected(registry, service: str, index: int) -> bool:
+    upstream = registry.upstreams.get(service)
+    if upstream is None or index >= len(upstream.service.urls):
+        return False
+    return upstream.service.urls[index] in upstream.balancer.ejected()
+
+
 class Recorder:
     """One worker's console records, written to the store together.
 
@@ -342,8 +345,8 @@ class Recorder:
     def __init__(self, registry):
         self.registry = registry
         self.hits: dict[str, int] = {}
-        self.numbers: dict[str, tuple[float, float]] = {}
-        self.deletes: set[str] = set()
+        # Replicas this worker ejected: (service, index) -> (until, for s).
+        self.ejections: dict[tuple[str, int], tuple[float, float]] = {}
         # The sampled requests (trace, status, ms), newest last.
         self.flows: deque = deque(maxlen=FLOW_SIZE)
         self._task: asyncio.Task | None = None
@@ -367,14 +370,8 @@ class Recorder:
         upstream = self.registry.get().upstreams.get(trace.service)
         if upstream is not None:
             eject_time = upstream.service.eject_time
-            for index in set(trace.ejected):
-                key = ejected_key(trace.service, index)
-                self.numbers[key] = (now + eject_time, eject_time)
-                self.deletes.discard(key)
-            for index in set(trace.readmitted) - set(trace.ejected):
-                key = ejected_key(trace.service, index)
-                self.deletes.add(key)
-                self.numbers.pop(key, None)
+            for index in trace.ejected:
+                self.ejections[trace.service, index] = (now + eject_time, eject_time)
         rate = sample_rate()
         if rate >= 1 or random.random() < rate:
             self.flows.append((trace, status, total_ms))
@@ -385,7 +382,7 @@ class Recorder:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def _pending(self) -> bool:
-        return bool(self.hits or self.numbers or self.deletes or self.flows)
+        return bool(self.hits or self.ejections or self.flows)
 
     async def _run(self) -> None:
         try:
@@ -405,21 +402,25 @@ class Recorder:
         """Write what gathered. A failed write is dropped, never retried: the
         console must not hold up the data plane."""
         hits, self.hits = self.hits, {}
-        numbers, self.numbers = self.numbers, {}
-        deletes, self.deletes = self.deletes, set()
+        ejections, self.ejections = self.ejections, {}
+        numbers = [
+            (ejected_key(service, index), until, ttl)
+            for (service, index), (until, ttl) in ejections.items()
+            # Not if the prober has put it back meanwhile.
+            if still_ejected(self.registry.get(), service, index)
+        ]
         flows = [
             (trace.request_id, encode_record(trace, status, ms))
             for trace, status, ms in self.flows
         ]
         self.flows.clear()
-        if not (hits or numbers or deletes or flows):
+        if not (hits or numbers or flows):
             return
         try:
             await apply(
                 self.registry.get().store,
                 hits,
-                [(key, value, ttl) for key, (value, ttl) in numbers.items()],
-                deletes,
+                numbers,
                 flows,
             )
         except StoreUnavailable:

@@ -20,6 +20,7 @@ import time
 import aiohttp
 
 from gateway_site import metrics
+from gateway_site.gateway import console
 from gateway_site.gateway.health import key
 from gateway_site.gateway.proxy import session
 from gateway_site.gateway.store import StoreUnavailable
@@ -87,6 +88,11 @@ async def probe_round(registry, interval: float) -> None:
         for url in upstream.balancer.ejected():
             if await probe(upstream, url, timeout):
                 upstream.balancer.readmit(url)
+                # The console shows it back in the rotation.
+                with contextlib.suppress(StoreUnavailable):
+                    await registry.store.adelete_numbers(
+                        [console.ejected_key(name, upstream.service.urls.index(url))]
+                    )
         try:
             mine = await registry.store.aadd_number(
                 f"health:round:{name}", 1, max(interval * 0.9, 0.5)
