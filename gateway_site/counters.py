@@ -242,6 +242,7 @@ class SharedTable(MappedFile):
             finally:
                 fcntl.lockf(self._fd, fcntl.LOCK_UN, STRIPES, 0)
 
+
 _opened: dict[tuple[int, Path], MappedFile] = {}
 _opened_lock = threading.Lock()
 
@@ -326,6 +327,7 @@ class SharedRing(MappedFile):
                     start = at + RING_LENGTH.size
                     found.append(self._map[start : start + length])
             return found
+
 
 def ring(path: Path, *, size: int, record_bytes: int) -> SharedRing:
     """The ring at ``path``, opened once per process."""

@@ -448,3 +448,42 @@ def test_a_worker_writes_its_records_together_and_exactly(tmp_path, monkeypatch)
     assert recent[0]["request_id"] == "id-299"
     assert console.find(store, "id-150")["status"] == 500
     assert console.find(store, "id-99") is None  # left the ring
+
+
+def test_a_replica_put_back_by_an_answer_is_shown_back(tmp_path):
+    """Ejected by one request, answering another: the console's mark goes."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from gateway_site.gateway.store import EmbeddedStore
+
+    ejected = ["http://a"]
+    upstream = SimpleNamespace(
+        service=SimpleNamespace(eject_time=300, urls=["http://a", "http://b"]),
+        balancer=SimpleNamespace(ejected=lambda: list(ejected)),
+    )
+    gateway = SimpleNamespace(
+        store=EmbeddedStore(tmp_path, "t:"), upstreams={"s": upstream}
+    )
+    key = console.ejected_key("s", 0)
+
+    async def run():
+        recorder = console.Recorder(SimpleNamespace(get=lambda: gateway))
+        trace = console.Trace("one", "GET", "/services/s/x", None)
+        trace.service = "s"
+        trace.ejected.append(0)
+        recorder.record(trace, 200, 5.0)
+        await recorder.flush()
+        marked = gateway.store.get_numbers([key])[0]
+        ejected.clear()  # the balancer put it back after an answer
+        trace = console.Trace("two", "GET", "/services/s/x", None)
+        trace.service = "s"
+        trace.readmitted.append(0)
+        recorder.record(trace, 200, 5.0)
+        await recorder.close()
+        return marked
+
+    marked = asyncio.run(run())
+
+    assert marked is not None and marked > time.time() + 200
+    assert gateway.store.get_numbers([key]) == [None]

@@ -122,6 +122,7 @@ class Trace:
     breaker: str | None = None
     attempts: list = field(default_factory=list)
     ejected: list = field(default_factory=list)
+    readmitted: list = field(default_factory=list)
 
     def since(self, moment: float) -> float:
         return round((moment - self.clock) * 1000, 2)
@@ -243,9 +244,9 @@ def flow_ring(store) -> counters.SharedRing:
     )
 
 
-async def apply(store, hits: dict[str, int], numbers=(), flows=()):
+async def apply(store, hits: dict[str, int], numbers=(), deletes=(), flows=()):
     """Add ``hits`` ({key: count}, kept KEEP s), set ``numbers`` (key, value,
-    ttl) and add ``flows`` ((request id, record), oldest
+    ttl), drop ``deletes`` and add ``flows`` ((request id, record), oldest
     first) to the ring of recent requests.
 
     Redis: one round trip (a pipeline). Embedded: inline updates of mapped files.
@@ -260,6 +261,8 @@ async def apply(store, hits: dict[str, int], numbers=(), flows=()):
                 pipe.incrby(store._k(key), count)
             for key, value, ttl in numbers:
                 pipe.set(store._k(key), repr(value), px=store._ms(ttl))
+            if deletes:
+                pipe.delete(*[store._k(key) for key in deletes])
             for request_id, record in flows:
                 pipe.eval(
                     FLOW_SCRIPT,
@@ -279,6 +282,7 @@ async def apply(store, hits: dict[str, int], numbers=(), flows=()):
         store.hit(key, KEEP, count)
     for key, value, ttl in numbers:
         store.set_number(key, value, ttl)
+    store.delete_numbers(list(deletes))
     if flows:
         flow_ring(store).append([record for _, record in flows])
 
@@ -345,8 +349,10 @@ class Recorder:
     def __init__(self, registry):
         self.registry = registry
         self.hits: dict[str, int] = {}
-        # Replicas this worker ejected: (service, index) -> (until, for s).
+        # Replicas this worker ejected: (service, index) -> (until, for s);
+        # and those it put back after an answer.
         self.ejections: dict[tuple[str, int], tuple[float, float]] = {}
+        self.readmissions: set[tuple[str, int]] = set()
         # The sampled requests (trace, status, ms), newest last.
         self.flows: deque = deque(maxlen=FLOW_SIZE)
         self._task: asyncio.Task | None = None
@@ -372,6 +378,7 @@ class Recorder:
             eject_time = upstream.service.eject_time
             for index in trace.ejected:
                 self.ejections[trace.service, index] = (now + eject_time, eject_time)
+            self.readmissions.update((trace.service, i) for i in trace.readmitted)
         rate = sample_rate()
         if rate >= 1 or random.random() < rate:
             self.flows.append((trace, status, total_ms))
@@ -382,7 +389,7 @@ class Recorder:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def _pending(self) -> bool:
-        return bool(self.hits or self.ejections or self.flows)
+        return bool(self.hits or self.ejections or self.readmissions or self.flows)
 
     async def _run(self) -> None:
         try:
@@ -403,24 +410,33 @@ class Recorder:
         console must not hold up the data plane."""
         hits, self.hits = self.hits, {}
         ejections, self.ejections = self.ejections, {}
+        readmissions, self.readmissions = self.readmissions, set()
+        # What this worker's balancer says now (the prober may have put a
+        # replica back since, or an answer ejected it again).
+        gateway = self.registry.get()
         numbers = [
             (ejected_key(service, index), until, ttl)
             for (service, index), (until, ttl) in ejections.items()
-            # Not if the prober has put it back meanwhile.
-            if still_ejected(self.registry.get(), service, index)
+            if still_ejected(gateway, service, index)
+        ]
+        deletes = [
+            ejected_key(service, index)
+            for service, index in readmissions
+            if not still_ejected(gateway, service, index)
         ]
         flows = [
             (trace.request_id, encode_record(trace, status, ms))
             for trace, status, ms in self.flows
         ]
         self.flows.clear()
-        if not (hits or numbers or flows):
+        if not (hits or numbers or deletes or flows):
             return
         try:
             await apply(
-                self.registry.get().store,
+                gateway.store,
                 hits,
                 numbers,
+                deletes,
                 flows,
             )
         except StoreUnavailable:
