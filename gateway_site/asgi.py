@@ -35,6 +35,7 @@ class Site:
         self.dataplane = None
         self.gateway = None  # what serves the data plane's routes
         self.tracer_provider = None
+        self.webhooks = None  # the webhook sender's thread (likes/webhooks.py)
         self._tasks: list[asyncio.Task] = []
 
     def trace(self, tracer_provider) -> None:
@@ -82,6 +83,11 @@ class Site:
                     if registry.get().upstreams:
                         await self.start_dataplane()
                     self._tasks.append(asyncio.create_task(self.django.watch()))
+                    if settings.LIKES_WEBHOOK_DELIVERY == "inline":
+                        from likes.webhooks import Sender
+
+                        self.webhooks = Sender()
+                        self.webhooks.start()
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -89,6 +95,8 @@ class Site:
             elif message["type"] == "lifespan.shutdown":
                 for task in self._tasks:
                     task.cancel()
+                if self.webhooks is not None:
+                    self.webhooks.stop()
                 if self.dataplane is not None:
                     await self.dataplane.shutdown()
                 self.django.shutdown()

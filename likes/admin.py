@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -9,9 +10,16 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key import models as library_models
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
-from likes import dashboard, services, transfer
+from likes import dashboard, services, transfer, webhooks
 from likes.conf import conf
-from likes.models import APIKey, Post
+from likes.models import (
+    WEBHOOK_EVENTS,
+    APIKey,
+    Delivery,
+    Post,
+    Webhook,
+    default_webhook_events,
+)
 from likes.validators import clean_post_id
 
 # The library's own key model is unused: ours adds "last used".
@@ -221,3 +229,117 @@ class APIKeyAdmin(APIKeyModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), "last_used_at")
+
+
+class WebhookForm(forms.ModelForm):
+    url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https")
+    events = forms.MultipleChoiceField(
+        label=_("Events"),
+        choices=[(event, event) for event in WEBHOOK_EVENTS],
+        widget=forms.CheckboxSelectMultiple,
+        initial=default_webhook_events,
+    )
+
+    class Meta:
+        model = Webhook
+        fields = ("name", "url", "events", "milestones", "active")
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        if not url.lower().startswith(("https://", "http://")):
+            raise forms.ValidationError(_("Use an http:// or https:// URL."))
+        return url
+
+    def clean_milestones(self):
+        raw = self.cleaned_data["milestones"]
+        parts = [part.strip() for part in raw.split(",") if part.strip()]
+        if any(not part.isdigit() or int(part) < 1 for part in parts):
+            raise forms.ValidationError(
+                _("Whole numbers above 0, comma-separated (e.g. 10,100,1000).")
+            )
+        return ",".join(str(n) for n in sorted({int(part) for part in parts}))
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    form = WebhookForm
+    list_display = ("name", "url", "active", "event_list", "pending", "failed")
+    list_filter = ("active",)
+    readonly_fields = ("signing_secret", "created_at")
+
+    @admin.display(description=_("events"))
+    def event_list(self, webhook):
+        return ", ".join(webhook.events or ())
+
+    @admin.display(description=_("pending"))
+    def pending(self, webhook):
+        return webhook.deliveries.filter(status=Delivery.PENDING).count()
+
+    @admin.display(description=_("failed"))
+    def failed(self, webhook):
+        return webhook.deliveries.filter(status=Delivery.FAILED).count()
+
+    @admin.display(description=_("signing secret"))
+    def signing_secret(self, webhook):
+        if webhook.pk is None:
+            return _("Shown once the webhook is saved.")
+        return format_html(
+            "<code>{}</code><br><span class='help'>{}</span>",
+            webhooks.secret_for(webhook).hex(),
+            _(
+                "The receiver checks X-Gateway-Signature with these 32 bytes "
+                "(hex). Derived from DJANGO_SECRET_KEY: changing that key "
+                "changes it."
+            ),
+        )
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "event",
+        "webhook",
+        "status",
+        "attempts",
+        "last_status",
+        "created_at",
+        "next_attempt_at",
+        "delivered_at",
+    )
+    list_filter = ("status", "event", "webhook")
+    list_select_related = ("webhook",)
+    ordering = ("-created_at", "-pk")
+    actions = ["send_again"]
+    readonly_fields = [
+        "webhook",
+        "event",
+        "event_id",
+        "payload",
+        "status",
+        "attempts",
+        "last_status",
+        "last_error",
+        "created_at",
+        "next_attempt_at",
+        "delivered_at",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_resend_permission(self, request):
+        # The rows cannot be edited; sending one again needs the change right.
+        return request.user.has_perm("likes.change_delivery")
+
+    @admin.action(description=_("Send again"), permissions=["resend"])
+    def send_again(self, request, queryset):
+        count = webhooks.resend(queryset)
+        self.message_user(
+            request,
+            _("%(count)d delivery(ies) queued again.") % {"count": count},
+            messages.SUCCESS,
+        )

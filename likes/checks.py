@@ -44,4 +44,41 @@ def check_settings(app_configs, **kwargs):
                 id="likes.W001",
             )
         )
+    errors.extend(check_webhooks())
+    return errors
+
+
+def check_webhooks():
+    from django.conf import settings
+
+    errors = []
+    delivery = getattr(settings, "LIKES_WEBHOOK_DELIVERY", "inline")
+    if delivery not in ("inline", "command"):
+        errors.append(
+            Error(
+                f"LIKES_WEBHOOK_DELIVERY is {delivery!r}.",
+                hint='Use "inline" (a thread in each worker sends) or "command" '
+                "(run `manage.py likes_deliver`).",
+                id="likes.E003",
+            )
+        )
+    for name, least in (
+        ("POLL_SECONDS", 0.05),
+        ("RETRY_SECONDS", 0.05),
+        ("TIMEOUT", 0.5),
+        ("MAX_ATTEMPTS", 1),
+    ):
+        value = getattr(settings, f"LIKES_WEBHOOK_{name}", least)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or value < least
+        ):
+            errors.append(
+                Error(
+                    f"LIKES_WEBHOOK_{name} must be a number of at least {least}.",
+                    hint=f"It is {value!r}.",
+                    id="likes.E004",
+                )
+            )
     return errors

@@ -1,4 +1,5 @@
 import hashlib
+import uuid
 from dataclasses import dataclass
 
 from django.db import connections, models
@@ -180,3 +181,89 @@ class APIKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = _("API key")
         verbose_name_plural = _("API keys")
+
+
+WEBHOOK_EVENTS = ("like.created", "like.removed", "milestone.reached", "daily.digest")
+
+
+def default_webhook_events() -> list[str]:
+    return ["like.created", "milestone.reached"]
+
+
+class Webhook(models.Model):
+    """A receiver of events, signed with a secret derived for it."""
+
+    name = models.CharField(_("name"), max_length=100)
+    url = models.URLField(_("URL"), max_length=500)
+    events = models.JSONField(_("events"), default=default_webhook_events)
+    milestones = models.CharField(
+        _("milestones"),
+        max_length=200,
+        default="10,100,1000",
+        blank=True,
+        help_text=_("Like counts that send milestone.reached, comma-separated."),
+    )
+    active = models.BooleanField(_("active"), default=True)
+    # Its secret is derived from DJANGO_SECRET_KEY and this (never stored).
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("webhook")
+        verbose_name_plural = _("webhooks")
+
+    def __str__(self):
+        return self.name
+
+    def milestone_counts(self) -> frozenset[int]:
+        counts = set()
+        for part in self.milestones.split(","):
+            if part.strip().isdigit():
+                counts.add(int(part))
+        return frozenset(counts)
+
+
+class Delivery(models.Model):
+    """One event for one webhook: the outbox row, written with the change."""
+
+    PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+    STATUSES = [
+        (PENDING, _("pending")),
+        (DELIVERED, _("delivered")),
+        (FAILED, _("failed")),
+    ]
+
+    webhook = models.ForeignKey(
+        Webhook,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        verbose_name=_("webhook"),
+    )
+    event = models.CharField(_("event"), max_length=32)
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    payload = models.TextField(_("payload"))
+    # One milestone per post and count, one digest per day, whatever happens.
+    once = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    status = models.CharField(
+        _("status"), max_length=10, choices=STATUSES, default=PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    # A sender's claim: nobody else sends this row until then.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_status = models.PositiveIntegerField(_("last HTTP status"), null=True)
+    last_error = models.CharField(_("last error"), max_length=200, blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        indexes = [
+            models.Index(
+                fields=["status", "next_attempt_at"], name="likes_delivery_due"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.event} → {self.webhook}"

@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from likes import webhooks
 from likes.conf import conf
 from likes.metrics import likes_added, likes_duplicates, likes_removed
 from likes.models import DedupeSalt, Like, Post
@@ -107,7 +108,7 @@ def _increment_sql() -> str:
         "last_liked_at = excluded.last_liked_at, "
         # A like without a title keeps the one the post has.
         f"title = COALESCE(NULLIF(excluded.title, ''), {table}.title) "
-        "RETURNING id, likes"
+        "RETURNING id, likes, title"
     )
 
 
@@ -136,10 +137,14 @@ def like_add(
                     likes_duplicates.inc()
                     return _unchanged(post_id)
             cursor.execute(_increment_sql(), [post_id, title, db_now, db_now])
-            pk, likes = cursor.fetchone()
+            pk, likes, stored_title = cursor.fetchone()
             stored_hash = visitor_hashes[0] if visitor_hashes else ""
             cursor.execute(_insert_like_sql(), [pk, db_now, stored_hash])
             (like_id,) = cursor.fetchone()
+            # In the same transaction: the events exist exactly if the like does.
+            webhooks.like_added(
+                post_pk=pk, post_id=post_id, title=stored_title, likes=likes
+            )
     except IntegrityError:
         # The same visitor's like committed first (PostgreSQL, concurrent
         # repeat): the unique hash rolled this one back, counter included.
@@ -166,6 +171,7 @@ def like_remove(*, post_id: str, like_id: int) -> LikeResult:
             Post.objects.filter(post_id=post_id, likes__gt=0).update(
                 likes=F("likes") - 1
             )
+            webhooks.like_removed(post_id=post_id)
     if deleted:
         likes_removed.inc()
     return LikeResult(

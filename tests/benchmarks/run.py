@@ -10,6 +10,9 @@ Starts, on loopback:
   generator is never refused, and the dedupe is off so one client's likes
   count (it does not touch reads);
 - ``project-nolimits``: the same with rate limits off (a secondary row);
+- ``project-webhooks``: the project with one webhook (``like.created``,
+  ``milestone.reached``) to a receiver in this process answering 204: its
+  workers' senders deliver every like meanwhile (``like`` workload);
 - ``ceiling``: a framework-free app with the same SQL on the same gunicorn
   settings (tests/benchmarks/ceiling_app.py).
 
@@ -35,6 +38,7 @@ import tempfile
 import threading
 import time
 from contextlib import ExitStack, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -49,7 +53,7 @@ GET_ID = "bench-get"
 HOT_ID = "bench-hot"
 LIST_IDS = [f"bench-list-{n}" for n in range(20)]
 WORKLOADS = ("page", "list", "like", "get")
-SERVERS = ("baseline", "project", "project-nolimits", "ceiling")
+SERVERS = ("baseline", "project", "project-nolimits", "project-webhooks", "ceiling")
 # Limits that count every request yet never refuse one load generator.
 UNLIMITED = "100000000/m"
 
@@ -60,6 +64,7 @@ TARGETS = {
     "list_page_loads_vs_baseline": 20.0,
     "like_rps_vs_baseline": 3.0,
     "read_cpu_limits_vs_off": 1.15,
+    "like_rps_webhooks_vs_off": 0.9,
     "worker_peak_rss_mb": 64.0,
 }
 # Targets met when the value is at most the target (the others: at least).
@@ -122,6 +127,40 @@ class Server:
 
 
 @contextmanager
+class Receiver(ThreadingHTTPServer):
+    """A webhook receiver on loopback that answers 204 and counts."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), ReceiverHandler)
+        self.received = 0
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    def webhook_code(self) -> str:
+        url = f"http://127.0.0.1:{self.server_address[1]}/hook"
+        return (
+            "from likes.models import Webhook; "
+            f"Webhook.objects.create(name='bench', url='{url}')"
+        )
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+class ReceiverHandler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.received += 1
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 def start(name, argv, env, log_dir):
     port = free_port()
     env = {
@@ -310,6 +349,11 @@ def compare(results, memory):
         ratios["like_counted_per_s_vs_baseline"] = ratio(
             project["like"]["counted_per_s"], baseline["like"]["counted_per_s"]
         )
+        hooked = results.get("project-webhooks", {}).get("like")
+        if hooked:
+            ratios["like_rps_webhooks_vs_off"] = ratio(
+                hooked["rps"], project["like"]["rps"]
+            )
     if "get" in project:
         ratios["get_rps_vs_baseline"] = ratio(
             project["get"]["rps"], baseline["get"]["rps"]
@@ -332,6 +376,7 @@ LABELS = {
     "baseline": "original",
     "project": "project",
     "project-nolimits": "no limits*",
+    "project-webhooks": "webhooks",
     "ceiling": "ceiling",
 }
 
@@ -437,12 +482,17 @@ def main(argv=None):
     envs = {
         "project": deployed,
         "project-nolimits": {**deployed, "RATELIMIT_ENABLE": "false"},
+        "project-webhooks": deployed,
         "ceiling": deployed,
     }
+    receiver = None
     for name in names[1:]:
         data_dir = work / name
         envs[name] = {**envs[name], "DATA_DIR": str(data_dir)}
         manage("migrate", "--noinput", env=envs[name])
+        if name == "project-webhooks":
+            receiver = Receiver()
+            manage("shell", "-c", receiver.webhook_code(), env=envs[name])
 
     gunicorn = [
         str(args.deploy_bin / "gunicorn"),
@@ -465,6 +515,7 @@ def main(argv=None):
         ),
         "project": (gunicorn, envs["project"]),
         "project-nolimits": (gunicorn, envs.get("project-nolimits")),
+        "project-webhooks": (gunicorn, envs.get("project-webhooks")),
         "ceiling": (
             [*gunicorn, "tests.benchmarks.ceiling_app:app"],
             envs.get("ceiling"),
@@ -497,6 +548,15 @@ def main(argv=None):
         }
     ratios, verdicts = compare(results, memory)
     print_table(results, memory, ratios, verdicts, args)
+    if receiver is not None:
+        receiver.stop()
+        hooked = results["project-webhooks"].get("like", {})
+        made = sum(r.get("counted", 0) for r in hooked.get("per_round", []))
+        print(
+            f"\nwebhooks: {receiver.received} deliveries received while the "
+            f"benchmark ran, of {made} likes counted (and as many events)."
+        )
+        ratios["webhook_deliveries_received"] = receiver.received
     report = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),

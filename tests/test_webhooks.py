@@ -1,0 +1,380 @@
+"""Webhooks: events in an outbox with the like, sent afterwards, signed, once."""
+
+import datetime
+import json
+import threading
+import time
+from collections import Counter, defaultdict
+from contextlib import contextmanager
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+from django.utils import timezone
+
+from gateway_site.gateway import signing
+from likes import services, webhooks
+from likes.checks import check_webhooks
+from likes.models import Delivery, Like, Post, Webhook
+from tests.live import gunicorn, manage, project_env
+
+
+class Receiver(ThreadingHTTPServer):
+    """A loopback webhook receiver that answers 500 to the first ``fail`` tries
+    of each event, then 200; it keeps every request it got."""
+
+    daemon_threads = True
+
+    def __init__(self, fail: int = 0):
+        super().__init__(("127.0.0.1", 0), ReceiverHandler)
+        self.fail = fail
+        self.requests: list[dict] = []
+        self.tries: Counter = Counter()
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hooks/likes?src=test"
+
+
+class ReceiverHandler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        server = self.server
+        with server.lock:
+            event_id = self.headers["X-Webhook-Id"]  # any case
+            server.tries[event_id] += 1
+            status = 500 if server.tries[event_id] <= server.fail else 200
+            server.requests.append(
+                {
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": body,
+                    "status": status,
+                }
+            )
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def receiver(fail: int = 0):
+    server = Receiver(fail)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def verified(request: dict, secret: bytes) -> bool:
+    """The receiver's check, with the gateway's verifier (stdlib only)."""
+    headers = request["headers"]
+    return (
+        signing.verify(
+            [secret],
+            method="POST",
+            target=request["path"],
+            headers=headers,
+            body=request["body"],
+        )
+        is None
+    )
+
+
+@pytest.fixture(autouse=True)
+def fresh_subscribers():
+    webhooks.forget_subscribers()
+    yield
+    webhooks.forget_subscribers()
+
+
+# --- the outbox ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_without_webhooks_a_like_writes_no_event():
+    services.like_add(post_id="p")
+
+    assert Delivery.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_like_and_an_unlike_write_their_events_with_the_change():
+    hook = Webhook.objects.create(
+        name="blog",
+        url="https://example.com/hook",
+        events=["like.created", "like.removed", "milestone.reached"],
+        milestones="2,3",
+    )
+    services.like_add(post_id="post-a", title="Post A")
+    second = services.like_add(post_id="post-a")
+    services.like_remove(post_id="post-a", like_id=second.like_id)
+    services.like_add(post_id="post-a")  # 2 again: no second milestone
+    services.like_add(post_id="post-a")  # 3
+
+    events = [
+        (d.event, json.loads(d.payload))
+        for d in Delivery.objects.filter(webhook=hook).order_by("pk")
+    ]
+    assert [(event, body["post"]["likes"]) for event, body in events] == [
+        ("like.created", 1),
+        ("like.created", 2),
+        ("milestone.reached", 2),
+        ("like.removed", 1),
+        ("like.created", 2),
+        ("like.created", 3),
+        ("milestone.reached", 3),
+    ]
+    body = events[2][1]
+    assert body["milestone"] == 2
+    assert body["post"] == {"id": "post-a", "title": "Post A", "likes": 2}
+    assert set(body) == {"id", "event", "created_at", "post", "milestone"}
+    assert len({body["id"] for _, body in events}) == len(events)
+
+
+@pytest.mark.django_db
+def test_a_like_refused_as_a_repeat_writes_no_event():
+    Webhook.objects.create(name="b", url="https://example.com/h")
+    hashes = services.visitor_hashes(ip="192.0.2.1", user_agent="ua", post_id="p")
+    services.like_add(post_id="p", visitor_hashes=hashes)
+    services.like_add(post_id="p", visitor_hashes=hashes)
+
+    assert Delivery.objects.filter(event="like.created").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_paused_webhook_gets_no_new_events():
+    Webhook.objects.create(name="b", url="https://example.com/h", active=False)
+    services.like_add(post_id="p")
+
+    assert Delivery.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_yesterdays_digest_is_queued_once():
+    hook = Webhook.objects.create(
+        name="b", url="https://example.com/h", events=["daily.digest"]
+    )
+    now = timezone.now()
+    yesterday = now - datetime.timedelta(days=1)
+    post = Post.objects.create(post_id="old", title="Old", likes=3)
+    for _ in range(3):
+        Like.objects.create(post=post, created_at=yesterday)
+    Like.objects.create(post=post, created_at=now)
+
+    assert webhooks.queue_digests(now) == 1
+    webhooks.queue_digests(now)
+
+    (row,) = Delivery.objects.filter(webhook=hook)
+    body = json.loads(row.payload)
+    assert body["day"] == yesterday.date().isoformat()
+    assert body["likes"] == 3
+    assert body["posts"] == [{"id": "old", "title": "Old", "likes": 3}]
+
+
+# --- sending ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@override_settings(LIKES_WEBHOOK_RETRY_SECONDS=0.05)
+def test_a_receiver_that_fails_twice_gets_the_event_signed_three_times_then_never():
+    with receiver(fail=2) as server:
+        hook = Webhook.objects.create(name="b", url=server.url)
+        services.like_add(post_id="p", title="P")
+        (row,) = Delivery.objects.all()
+
+        delivered, deadline = 0, time.monotonic() + 5
+        while not delivered and time.monotonic() < deadline:
+            delivered = webhooks.deliver_due()
+            time.sleep(0.02)  # the back-off: 0.05 s, then 0.1 s (±20 %)
+        time.sleep(0.2)
+        again = webhooks.deliver_due()
+
+    assert (delivered, again) == (1, 0)
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.last_status) == ("delivered", 3, 200)
+    assert [r["status"] for r in server.requests] == [500, 500, 200]
+    secret = webhooks.secret_for(hook)
+    for try_number, request in enumerate(server.requests, start=1):
+        assert verified(request, secret)
+        assert request["path"] == "/hooks/likes?src=test"
+        assert request["headers"]["x-webhook-event"] == "like.created"
+        assert request["headers"]["x-webhook-id"] == str(row.event_id)
+        assert request["headers"]["x-request-id"] == f"{row.event_id.hex}-{try_number}"
+        assert request["body"] == row.payload.encode()
+    assert not verified(server.requests[0], b"another key" * 3)
+
+
+@pytest.mark.django_db
+@override_settings(LIKES_WEBHOOK_MAX_ATTEMPTS=2, LIKES_WEBHOOK_RETRY_SECONDS=0.01)
+def test_a_receiver_that_never_answers_well_ends_failed_and_can_be_sent_again():
+    with receiver(fail=1000) as server:
+        Webhook.objects.create(name="b", url=server.url)
+        services.like_add(post_id="p")
+        for _ in range(4):
+            webhooks.deliver_due()
+            time.sleep(0.03)
+        (row,) = Delivery.objects.all()
+        assert (row.status, row.attempts, row.last_error) == ("failed", 2, "HTTP 500")
+
+        webhooks.resend(Delivery.objects.all())
+        server.fail = 0
+        assert webhooks.deliver_due() == 1
+
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("delivered", 1)
+
+
+@pytest.mark.django_db
+def test_an_unreachable_receiver_is_tried_again_later():
+    with receiver() as server:
+        url = server.url
+    Webhook.objects.create(name="b", url=url)  # nothing listens there now
+    services.like_add(post_id="p")
+
+    assert webhooks.deliver_due() == 0
+
+    (row,) = Delivery.objects.all()
+    assert row.status == "pending" and row.attempts == 1
+    assert row.last_status is None and row.last_error
+    assert row.next_attempt_at > timezone.now()
+
+
+@pytest.mark.django_db
+def test_a_claimed_row_is_not_claimed_again():
+    Webhook.objects.create(name="b", url="http://127.0.0.1:9/")
+    services.like_add(post_id="p")
+    now = timezone.now()
+
+    first = webhooks.claim(now)
+    second = webhooks.claim(now)
+
+    assert len(first) == 1 and second == []
+
+
+@pytest.mark.django_db
+def test_the_command_sends_what_is_due(capsys):
+    with receiver() as server:
+        Webhook.objects.create(name="b", url=server.url)
+        services.like_add(post_id="p")
+        call_command("likes_deliver", "--once")
+
+    assert "Delivered 1 event(s)." in capsys.readouterr().out
+    assert len(server.requests) == 1
+
+
+@override_settings(LIKES_WEBHOOK_DELIVERY="sometimes", LIKES_WEBHOOK_TIMEOUT=0)
+def test_bad_webhook_settings_are_refused_by_the_checks():
+    ids = [error.id for error in check_webhooks()]
+
+    assert ids == ["likes.E003", "likes.E004"]
+
+
+# --- the admin -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_the_secret_and_sends_a_delivery_again(admin_client):
+    response = admin_client.post(
+        "/admin/likes/webhook/add/",
+        {
+            "name": "blog",
+            "url": "https://example.com/h",
+            "events": ["like.created", "daily.digest"],
+            "milestones": "100, 10,10",
+            "active": "on",
+        },
+    )
+    assert response.status_code == HTTPStatus.FOUND, response.content[:2000]
+    hook = Webhook.objects.get()
+    assert hook.events == ["like.created", "daily.digest"]
+    assert hook.milestones == "10,100"
+    page = admin_client.get(f"/admin/likes/webhook/{hook.pk}/change/")
+    assert webhooks.secret_for(hook).hex() in page.content.decode()
+    refused = admin_client.post(
+        "/admin/likes/webhook/add/",
+        {"name": "x", "url": "ftp://example.com/", "events": ["like.created"]},
+    )
+    assert refused.status_code == HTTPStatus.OK
+    assert Webhook.objects.count() == 1
+
+    services.like_add(post_id="p")
+    Delivery.objects.update(status="failed", attempts=8)
+    row = Delivery.objects.get()
+    response = admin_client.post(
+        "/admin/likes/delivery/",
+        {"action": "send_again", "_selected_action": [row.pk]},
+    )
+
+    assert response.status_code == HTTPStatus.FOUND
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("pending", 0)
+
+
+# --- live: gunicorn's workers send, each event once ----------------------------------
+
+LIKES = 12
+
+
+@pytest.mark.live
+def test_workers_deliver_every_like_once_despite_a_receiver_that_fails_twice(
+    tmp_path,
+):
+    env = project_env(
+        DATA_DIR=str(tmp_path),
+        LIKES_DEDUPE="false",
+        LIKES_POST_RATE="100000/m",
+        LIKES_WEBHOOK_POLL_SECONDS="0.1",
+        LIKES_WEBHOOK_RETRY_SECONDS="0.1",
+    )
+    manage("migrate", "--noinput", env=env)
+    with receiver(fail=2) as server:
+        manage(
+            "shell",
+            "-c",
+            "from likes.models import Webhook; "
+            f"Webhook.objects.create(name='live', url='{server.url}')",
+            env=env,
+        )
+        with gunicorn(env, workers=2) as site:
+            started = time.monotonic()
+            for n in range(LIKES):
+                response = httpx.post(f"{site.base_url}/likes/live-{n % 3}")
+                assert response.status_code == HTTPStatus.OK, response.text
+            liked_in = time.monotonic() - started
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with server.lock:
+                    accepted = [r for r in server.requests if r["status"] == 200]
+                if len(accepted) >= LIKES:
+                    break
+                time.sleep(0.1)
+            time.sleep(0.5)  # anything more would be a second delivery
+        secret = manage(
+            "shell",
+            "-c",
+            "from likes.models import Webhook; from likes.webhooks import secret_for; "
+            "print(secret_for(Webhook.objects.get()).hex())",
+            env=env,
+        ).stdout.split()[-1]
+
+    by_event = defaultdict(list)
+    for request in server.requests:
+        by_event[request["headers"]["x-webhook-id"]].append(request["status"])
+    assert len(by_event) == LIKES
+    assert all(statuses == [500, 500, 200] for statuses in by_event.values())
+    assert all(verified(r, bytes.fromhex(secret)) for r in server.requests)
+    counts = sorted(json.loads(r["body"])["post"]["likes"] for r in accepted)
+    assert counts == sorted([1, 2, 3, 4] * 3)
+    # The likes never waited for the receiver (it fails, then waits on retries).
+    assert liked_in < 10
