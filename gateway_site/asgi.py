@@ -35,7 +35,6 @@ class Site:
         self.dataplane = None
         self.gateway = None  # what serves the data plane's routes
         self.tracer_provider = None
-        self.webhooks = None  # the webhook sender's thread (likes/webhooks.py)
         self._tasks: list[asyncio.Task] = []
 
     def trace(self, tracer_provider) -> None:
@@ -83,11 +82,6 @@ class Site:
                     if registry.get().upstreams:
                         await self.start_dataplane()
                     self._tasks.append(asyncio.create_task(self.django.watch()))
-                    if settings.LIKES_WEBHOOK_DELIVERY == "inline":
-                        from likes.webhooks import Sender
-
-                        self.webhooks = Sender()
-                        self.webhooks.start()
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
@@ -95,8 +89,6 @@ class Site:
             elif message["type"] == "lifespan.shutdown":
                 for task in self._tasks:
                     task.cancel()
-                if self.webhooks is not None:
-                    self.webhooks.stop()
                 if self.dataplane is not None:
                     await self.dataplane.shutdown()
                 self.django.shutdown()

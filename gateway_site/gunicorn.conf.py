@@ -13,7 +13,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings.base")
 
 from gateway_site import observability  # noqa: E402
 from gateway_site.http import DEFAULT_FORWARDED_ALLOW_IPS  # noqa: E402
-from gateway_site.server import configured_timeout, configured_workers  # noqa: E402
+from gateway_site.server import (  # noqa: E402
+    configured_timeout,
+    configured_workers,
+    start_webhook_sender,
+    stop_webhook_sender,
+)
 
 chdir = str(BASE_DIR)
 # gunicorn's asyncio worker: it reads every request whole before anything runs
@@ -86,5 +91,8 @@ def on_starting(server):
 # the app (and prometheus-client) is preloaded. Tracing starts in each worker.
 observability.use_multiprocess_metrics()
 post_fork = observability.gunicorn_post_fork
+# Webhook events go out from a process of their own (likes/webhooks.py).
+when_ready = start_webhook_sender
+on_exit = stop_webhook_sender
 worker_exit = observability.gunicorn_worker_exit
 child_exit = observability.gunicorn_child_exit

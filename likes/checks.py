@@ -52,31 +52,28 @@ def check_webhooks():
     from django.conf import settings
 
     errors = []
-    delivery = getattr(settings, "LIKES_WEBHOOK_DELIVERY", "inline")
-    if delivery not in ("inline", "command"):
+    delivery = getattr(settings, "LIKES_WEBHOOK_DELIVERY", "auto")
+    if delivery not in ("auto", "command"):
         errors.append(
             Error(
                 f"LIKES_WEBHOOK_DELIVERY is {delivery!r}.",
-                hint='Use "inline" (a thread in each worker sends) or "command" '
-                "(run `manage.py likes_deliver`).",
+                hint='Use "auto" (gunicorn runs the sender beside its workers) or '
+                '"command" (run `manage.py likes_deliver` yourself).',
                 id="likes.E003",
             )
         )
-    for name, least in (
-        ("POLL_SECONDS", 0.05),
-        ("RETRY_SECONDS", 0.05),
-        ("TIMEOUT", 0.5),
-        ("MAX_ATTEMPTS", 1),
+    for name, least, most in (
+        ("POLL_SECONDS", 0.05, 3600),
+        ("RETRY_SECONDS", 0.05, 86400),
+        ("TIMEOUT", 0.5, 60),  # a sender holds its rows 120 s
+        ("MAX_ATTEMPTS", 1, 100),
     ):
         value = getattr(settings, f"LIKES_WEBHOOK_{name}", least)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or value < least
-        ):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not least <= value <= most:
             errors.append(
                 Error(
-                    f"LIKES_WEBHOOK_{name} must be a number of at least {least}.",
+                    f"LIKES_WEBHOOK_{name} must be a number from {least} to {most}.",
                     hint=f"It is {value!r}.",
                     id="likes.E004",
                 )

@@ -233,17 +233,20 @@ class Delivery(models.Model):
         (FAILED, _("failed")),
     ]
 
+    # Few indexes: each is written by every like while a webhook is active.
     webhook = models.ForeignKey(
         Webhook,
         on_delete=models.CASCADE,
         related_name="deliveries",
         verbose_name=_("webhook"),
+        db_index=False,
     )
     event = models.CharField(_("event"), max_length=32)
-    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Random (122 bits): unique without an index to prove it.
+    event_id = models.UUIDField(default=uuid.uuid4, editable=False)
     payload = models.TextField(_("payload"))
     # One milestone per post and count, one digest per day, whatever happens.
-    once = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    once = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     status = models.CharField(
         _("status"), max_length=10, choices=STATUSES, default=PENDING
@@ -252,6 +255,7 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
     # A sender's claim: nobody else sends this row until then.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=32, blank=True)
     last_status = models.PositiveIntegerField(_("last HTTP status"), null=True)
     last_error = models.CharField(_("last error"), max_length=200, blank=True)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
@@ -259,9 +263,19 @@ class Delivery(models.Model):
     class Meta:
         verbose_name = _("webhook delivery")
         verbose_name_plural = _("webhook deliveries")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["once"],
+                condition=~models.Q(once=""),
+                name="likes_delivery_once",
+            ),
+        ]
         indexes = [
+            # What a sender looks for; a row leaves it once sent.
             models.Index(
-                fields=["status", "next_attempt_at"], name="likes_delivery_due"
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="likes_delivery_due",
             ),
         ]
 

@@ -76,7 +76,7 @@ class SQLiteWriterQueue:
 _sqlite_writers = SQLiteWriterQueue()
 
 
-def _writer_lock():
+def writer_lock():
     if connection.vendor != "sqlite" or connection.is_in_memory_db():
         return nullcontext()
     if connection.in_atomic_block:
@@ -130,7 +130,7 @@ def like_add(
     now = timezone.now()
     db_now = connection.ops.adapt_datetimefield_value(now)
     try:
-        with _writer_lock(), transaction.atomic(), connection.cursor() as cursor:
+        with writer_lock(), transaction.atomic(), connection.cursor() as cursor:
             if visitor_hashes:
                 cursor.execute(_seen_sql(len(visitor_hashes)), list(visitor_hashes))
                 if cursor.fetchone():
@@ -165,7 +165,7 @@ def _seen(visitor_hashes) -> bool:
 
 def like_remove(*, post_id: str, like_id: int) -> LikeResult:
     """Remove exactly the like ``like_id`` of ``post_id``; a no-op when gone."""
-    with _writer_lock(), transaction.atomic():
+    with writer_lock(), transaction.atomic():
         deleted, _ = Like.objects.filter(pk=like_id, post__post_id=post_id).delete()
         if deleted:
             Post.objects.filter(post_id=post_id, likes__gt=0).update(
@@ -290,7 +290,7 @@ def post_merge(*, sources: list[str], target: str) -> MergeResult:
     """Fold the posts ``sources`` into ``target`` (a renamed URL): counts, imported
     counts and like history move, the source posts go. ``target`` may be new."""
     sources = [s for s in dict.fromkeys(sources) if s != target]
-    with _writer_lock(), transaction.atomic():
+    with writer_lock(), transaction.atomic():
         posts = list(Post.objects.select_for_update().filter(post_id__in=sources))
         into, _ = Post.objects.get_or_create(post_id=target)
         if posts:
@@ -346,7 +346,7 @@ def post_set_count(*, post_id: str, likes: int) -> Post:
     """Correct a post's count by hand (the admin logs who did it)."""
     if likes < 0:
         raise ValueError("A count cannot be negative.")
-    with _writer_lock(), transaction.atomic():
+    with writer_lock(), transaction.atomic():
         post = Post.objects.select_for_update().get(post_id=post_id)
         post.likes = likes
         post.imported = min(post.imported, likes)

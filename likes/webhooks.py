@@ -2,15 +2,18 @@
 
 A like (or an unlike) adds one ``Delivery`` row per webhook that wants its
 event, in the same transaction as the count: the event exists exactly when the
-change committed. Nothing is sent in the like's request. A sender (a thread in
-each worker by default, or ``manage.py likes_deliver``) claims due rows, POSTs
-each to its webhook and marks it delivered on a 2xx answer; otherwise it tries
-again later, with a growing wait, up to ``LIKES_WEBHOOK_MAX_ATTEMPTS`` times.
+change committed. Nothing is sent in the like's request. A sender
+(``manage.py likes_deliver``, which gunicorn starts beside its workers by
+default: a process of its own, at a lower CPU priority) claims due rows, POSTs
+them to their webhook, up to ``PER_REQUEST`` events a request
+(``{"events": [...]}``: one HTTP exchange costs the sender far more than an
+event), and marks them delivered on a 2xx answer; otherwise it tries them again
+later, with a growing wait, up to ``LIKES_WEBHOOK_MAX_ATTEMPTS`` times.
 
 A claim is a lease written with a conditional UPDATE, so several senders
-(workers, instances, a command) never send one row at the same time; a row is
-marked delivered once. A receiver that answered 2xx but whose answer was lost
-gets the event again with the same ``id``: receivers dedupe on it.
+(instances, commands) never send one row at the same time; a row is marked
+delivered once. A receiver that answered 2xx but whose answer was lost gets the
+events again with the same ``id``: receivers dedupe on it.
 
 Requests are signed with the gateway's scheme (gateway_site/gateway/signing.py:
 ``Content-Digest``, ``X-Gateway-Timestamp``, ``X-Gateway-Signature`` over the
@@ -20,18 +23,20 @@ post ids, titles and counts: never an IP address or a User-Agent.
 """
 
 import datetime
+import functools
+import http.client
 import json
 import logging
+import os
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
+import uuid
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
-from django.db.models import Count, Q
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Count, F, Q
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -43,8 +48,10 @@ logger = logging.getLogger("likes.webhooks")
 
 USER_AGENT = "likes-webhooks/1"
 DIGEST_POSTS = 20  # the most liked posts a daily digest lists
-LEASE_MARGIN = 30  # seconds a claim outlives the request's timeout
-BATCH = 20  # rows a sender claims at once
+LEASE_SECONDS = 120  # how long a sender holds the rows it claimed
+BATCH = 500  # rows a sender claims at once
+PER_REQUEST = 100  # events one request carries at most
+MAX_BODY = 256 * 1024  # and about this many bytes
 
 
 def setting(name: str, default):
@@ -92,16 +99,74 @@ post_delete.connect(forget_subscribers, sender=Webhook)
 # --- writing events (inside the change's transaction) ---------------------------
 
 
+# Event ids: random UUIDs (version 4) from a generator seeded per process (the
+# system's random source costs a system call per id on the like's path).
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
+def new_event_id() -> uuid.UUID:
+    return uuid.UUID(int=_ids.getrandbits(128), version=4)
+
+
 def _payload(event: str, event_id, now, **data) -> str:
     body = {"id": str(event_id), "event": event, "created_at": now.isoformat()}
     body.update(data)
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
-def _row(hook_id: int, event: str, now, once: str | None = None, **data) -> Delivery:
-    row = Delivery(webhook_id=hook_id, event=event, once=once, created_at=now)
-    row.payload = _payload(event, row.event_id, now, **data)
+def _row(hook_id: int, event: str, now, once: str = "", **data) -> Delivery:
+    event_id = new_event_id()
+    row = Delivery(
+        webhook_id=hook_id, event=event, event_id=event_id, once=once, created_at=now
+    )
+    row.payload = _payload(event, event_id, now, **data)
     return row
+
+
+_COLUMNS = (
+    "webhook",
+    "event",
+    "event_id",
+    "payload",
+    "once",
+    "created_at",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "claimed_by",
+    "last_error",
+)
+
+
+@functools.cache
+def _insert_sql(vendor: str) -> str:
+    quote = connection.ops.quote_name
+    fields = [Delivery._meta.get_field(name) for name in _COLUMNS]
+    return (
+        f"INSERT INTO {quote(Delivery._meta.db_table)} "
+        f"({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
+    )
+
+
+def _insert(rows: list[Delivery]) -> None:
+    """Add outbox rows with one plain statement each (the like's own cursor
+    and transaction); a milestone already sent for that count is skipped."""
+    if not rows:
+        return
+    fields = [Delivery._meta.get_field(name) for name in _COLUMNS]
+    sql = _insert_sql(connection.vendor)
+    with connection.cursor() as cursor:
+        for row in rows:
+            row.next_attempt_at = row.created_at
+            cursor.execute(
+                sql,
+                [
+                    field.get_db_prep_save(getattr(row, field.attname), connection)
+                    for field in fields
+                ],
+            )
 
 
 def like_added(*, post_pk: int, post_id: str, title: str, likes: int) -> None:
@@ -111,12 +176,13 @@ def like_added(*, post_pk: int, post_id: str, title: str, likes: int) -> None:
         return
     now = timezone.now()
     post = {"id": post_id, "title": title, "likes": likes}
-    rows, milestones = [], []
+    rows = []
     for hook_id, events, counts in hooks:
         if "like.created" in events:
             rows.append(_row(hook_id, "like.created", now, post=post))
         if "milestone.reached" in events and likes in counts:
-            milestones.append(
+            # Once per post and count: reached again after an unlike, skipped.
+            rows.append(
                 _row(
                     hook_id,
                     "milestone.reached",
@@ -126,9 +192,7 @@ def like_added(*, post_pk: int, post_id: str, title: str, likes: int) -> None:
                     milestone=likes,
                 )
             )
-    Delivery.objects.bulk_create(rows)
-    # A count reached again (after an unlike) is no new milestone.
-    Delivery.objects.bulk_create(milestones, ignore_conflicts=True)
+    _insert(rows)
 
 
 def like_removed(*, post_id: str) -> None:
@@ -141,9 +205,7 @@ def like_removed(*, post_id: str) -> None:
         Post.objects.filter(post_id=post_id).values_list("title", "likes").get()
     )
     post = {"id": post_id, "title": title, "likes": likes}
-    Delivery.objects.bulk_create(
-        [_row(hook_id, "like.removed", now, post=post) for hook_id, _, _ in hooks]
-    )
+    _insert([_row(hook_id, "like.removed", now, post=post) for hook_id, _, _ in hooks])
 
 
 def queue_digests(now: datetime.datetime | None = None) -> int:
@@ -181,25 +243,70 @@ def queue_digests(now: datetime.datetime | None = None) -> int:
 # --- sending ----------------------------------------------------------------------
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None  # a 3xx is an answer like any other: not delivered
+class Connections:
+    """Kept-alive connections to receivers, one per scheme, host and port (a
+    sender's own: not shared between threads)."""
+
+    def __init__(self):
+        self._open: dict[tuple[str, str], http.client.HTTPConnection] = {}
+
+    def _connection(self, parts, timeout: float) -> http.client.HTTPConnection:
+        key = (parts.scheme, parts.netloc)
+        found = self._open.get(key)
+        if found is None:
+            kind = (
+                http.client.HTTPSConnection
+                if parts.scheme == "https"
+                else http.client.HTTPConnection
+            )
+            found = self._open[key] = kind(parts.hostname, parts.port, timeout=timeout)
+        return found
+
+    def drop(self, parts) -> None:
+        found = self._open.pop((parts.scheme, parts.netloc), None)
+        if found is not None:
+            found.close()
+
+    def close(self) -> None:
+        for found in self._open.values():
+            found.close()
+        self._open.clear()
+
+    def post(self, url: str, body: bytes, headers: dict) -> int:
+        """The receiver's status; raises OSError (or HTTPException) when none."""
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        timeout = float(setting("TIMEOUT", 10))
+        for fresh in (False, True):
+            connection = self._connection(parts, timeout)
+            reused = connection.sock is not None
+            try:
+                connection.request("POST", target, body=body, headers=headers)
+                response = connection.getresponse()
+                response.read(64 * 1024)  # what a receiver says is not kept
+                if response.will_close:
+                    self.drop(parts)
+                return response.status
+            except (OSError, http.client.HTTPException):
+                self.drop(parts)
+                # A kept-alive connection the receiver closed meanwhile: once more
+                # on a new one (nothing was received on the old one).
+                if fresh or not reused:
+                    raise
+        raise AssertionError("unreachable")
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
-
-
-def post(webhook: Webhook, delivery: Delivery, attempt: int) -> tuple[int | None, str]:
-    """POST one delivery: (HTTP status or None, error text)."""
-    body = delivery.payload.encode("utf-8")
+def request_of(webhook: Webhook, rows: list[Delivery]) -> tuple[bytes, dict]:
+    """One POST carrying ``rows``' events: its body and signed headers."""
+    body = b'{"events":[' + b",".join(r.payload.encode() for r in rows) + b"]}"
     parts = urlsplit(webhook.url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    request_id = f"{delivery.event_id.hex}-{attempt}"
+    request_id = new_event_id().hex
     headers = {
+        "Host": parts.netloc,
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        "X-Webhook-Event": delivery.event,
-        "X-Webhook-Id": str(delivery.event_id),
+        "X-Webhook-Events": str(len(rows)),
         signing.REQUEST_ID_HEADER: request_id,
     }
     headers.update(
@@ -211,14 +318,27 @@ def post(webhook: Webhook, delivery: Delivery, attempt: int) -> tuple[int | None
             body=body,
         )
     )
-    request = urllib.request.Request(webhook.url, data=body, headers=headers)
-    try:
-        with _opener.open(request, timeout=setting("TIMEOUT", 10)) as response:
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:  # refused, timed out, bad URL, TLS
-        return None, f"{type(exc).__name__}: {exc}"[:200]
+    return body, headers
+
+
+def batches(rows: list[Delivery]):
+    """The rows grouped per webhook, in order, at most PER_REQUEST events and
+    about MAX_BODY bytes a request."""
+    by_webhook: dict[int, list[Delivery]] = {}
+    for row in rows:
+        by_webhook.setdefault(row.webhook_id, []).append(row)
+    for group in by_webhook.values():
+        batch, size = [], 0
+        for row in group:
+            if batch and (
+                len(batch) >= PER_REQUEST or size + len(row.payload) > MAX_BODY
+            ):
+                yield batch
+                batch, size = [], 0
+            batch.append(row)
+            size += len(row.payload)
+        if batch:
+            yield batch
 
 
 def backoff(attempts: int) -> float:
@@ -236,62 +356,126 @@ def _claimable(now) -> Q:
 
 
 def claim(now: datetime.datetime, limit: int = BATCH) -> list[Delivery]:
-    """Due rows this sender now holds (each UPDATE wins for one sender only)."""
-    lease = now + datetime.timedelta(seconds=setting("TIMEOUT", 10) + LEASE_MARGIN)
+    """Due rows this sender now holds: one UPDATE marks them with this claim,
+    which no other sender can also win (each row is either still claimable or
+    not when the database applies it)."""
+    lease = now + datetime.timedelta(seconds=LEASE_SECONDS)
+    token = uuid.uuid4().hex
     due = Delivery.objects.filter(_claimable(now)).order_by("next_attempt_at", "pk")
-    held = []
-    for pk in due.values_list("pk", flat=True)[:limit]:
-        won = Delivery.objects.filter(_claimable(now), pk=pk).update(
-            claimed_until=lease
+    pks = list(due.values_list("pk", flat=True)[:limit])
+    if not pks:
+        return []
+    with writing():
+        Delivery.objects.filter(_claimable(now), pk__in=pks).update(
+            claimed_until=lease, claimed_by=token
         )
-        if won:
-            held.append(pk)
     return list(
-        Delivery.objects.filter(pk__in=held, claimed_until=lease)
+        Delivery.objects.filter(claimed_by=token, claimed_until=lease)
         .select_related("webhook")
         .order_by("next_attempt_at", "pk")
     )
 
 
-def send(delivery: Delivery) -> bool:
-    """Send one claimed row and record the outcome; whether it was delivered."""
-    attempt = delivery.attempts + 1
-    status, error = post(delivery.webhook, delivery, attempt)
-    now = timezone.now()
-    fields = {"attempts": attempt, "last_status": status, "claimed_until": None}
-    delivered = status is not None and 200 <= status < 300
-    if delivered:
-        fields.update(status=Delivery.DELIVERED, delivered_at=now, last_error="")
-    elif attempt >= setting("MAX_ATTEMPTS", 8):
-        fields.update(status=Delivery.FAILED, last_error=error)
-        logger.warning(
-            "Webhook %s gave up on %s after %d tries: %s",
-            delivery.webhook.pk,
-            delivery.event_id,
-            attempt,
-            error,
+def send(rows: list[Delivery], connections: Connections) -> int:
+    """Send claimed rows, a request per webhook and batch, and record each
+    outcome; how many were delivered.
+
+    Rows still unsent when the lease nears its end (a slow receiver), or
+    behind a failure of their webhook this round, are let go untouched.
+    """
+    if not rows:
+        return 0
+    must_end = time.monotonic() + LEASE_SECONDS - float(setting("TIMEOUT", 10)) - 5
+    delivered: dict[int, list[int]] = {}  # status -> pks
+    failures: list[tuple[list[Delivery], int | None, str]] = []
+    failing: set[int] = set()  # webhooks that failed this round
+    let_go = []
+    for batch in batches(rows):
+        webhook = batch[0].webhook
+        if webhook.pk in failing or time.monotonic() > must_end:
+            let_go.extend(row.pk for row in batch)
+            continue
+        body, headers = request_of(webhook, batch)
+        try:
+            status = connections.post(webhook.url, body, headers)
+            error = "" if 200 <= status < 300 else f"HTTP {status}"
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            status, error = None, f"{type(exc).__name__}: {exc}"[:200]
+        if error:
+            failing.add(webhook.pk)
+            failures.append((batch, status, error))
+        else:
+            delivered.setdefault(status, []).extend(row.pk for row in batch)
+    with writing():
+        _record(rows[0].claimed_by, timezone.now(), delivered, failures, let_go)
+    return sum(len(pks) for pks in delivered.values())
+
+
+def _record(token: str, now, delivered, failures, let_go: list[int]) -> None:
+    mine = Delivery.objects.filter(claimed_by=token)
+    released = {"claimed_until": None, "claimed_by": ""}
+    for status, pks in delivered.items():
+        mine.filter(pk__in=pks).update(
+            status=Delivery.DELIVERED,
+            delivered_at=now,
+            attempts=F("attempts") + 1,
+            last_status=status,
+            last_error="",
+            **released,
         )
-    else:
-        fields.update(
-            next_attempt_at=now + datetime.timedelta(seconds=backoff(attempt)),
-            last_error=error,
-        )
-    # Only while the claim is ours (it is: the lease outlives the timeout).
-    Delivery.objects.filter(
-        pk=delivery.pk, claimed_until=delivery.claimed_until
-    ).update(**fields)
+    for batch, status, error in failures:
+        for row in batch:
+            attempt = row.attempts + 1
+            fields = {"attempts": attempt, "last_status": status, "last_error": error}
+            if attempt >= setting("MAX_ATTEMPTS", 8):
+                fields["status"] = Delivery.FAILED
+                logger.warning(
+                    "Webhook %s gave up on event %s after %d tries: %s",
+                    row.webhook_id,
+                    row.event_id,
+                    attempt,
+                    error,
+                )
+            else:
+                fields["next_attempt_at"] = now + datetime.timedelta(
+                    seconds=backoff(attempt)
+                )
+            mine.filter(pk=row.pk).update(**fields, **released)
+    if let_go:
+        mine.filter(pk__in=let_go).update(**released)
+
+
+def writing():
+    """The database's writer queue (SQLite: the one the likes wait in)."""
+    from likes.services import writer_lock
+
+    return writer_lock()
+
+
+def deliver_due(connections: Connections | None = None) -> int:
+    """Send the rows due now, batch after full batch; how many were delivered."""
+    own = connections is None
+    connections = connections or Connections()
+    delivered = 0
+    try:
+        while rows := claim(timezone.now()):
+            delivered += send(rows, connections)
+            if len(rows) < BATCH:
+                # Let the next ones gather: fewer, larger batches under load.
+                break
+    finally:
+        if own:
+            connections.close()
     return delivered
 
 
-def deliver_due(now: datetime.datetime | None = None) -> int:
-    """Send every row due now; how many were delivered."""
-    delivered = 0
-    while True:
-        rows = claim(now or timezone.now())
-        if not rows:
-            return delivered
-        for row in rows:
-            delivered += send(row)
+def forget_delivered(now: datetime.datetime | None = None) -> int:
+    """Delete rows delivered more than KEEP_DELIVERED_DAYS ago."""
+    cutoff = (now or timezone.now()) - datetime.timedelta(days=KEEP_DELIVERED_DAYS)
+    old = Delivery.objects.filter(status=Delivery.DELIVERED, delivered_at__lt=cutoff)
+    with writing():
+        deleted, _ = old.delete()
+    return deleted
 
 
 def resend(queryset) -> int:
@@ -302,6 +486,7 @@ def resend(queryset) -> int:
             attempts=0,
             next_attempt_at=timezone.now(),
             claimed_until=None,
+            claimed_by="",
             last_error="",
         )
 
@@ -309,6 +494,7 @@ def resend(queryset) -> int:
 # --- the sender -------------------------------------------------------------------
 
 DIGEST_EVERY = 600  # seconds between checks for yesterday's digest
+KEEP_DELIVERED_DAYS = 7  # delivered rows are deleted after
 
 
 class Sender:
@@ -316,6 +502,7 @@ class Sender:
 
     def __init__(self):
         self.stopping = threading.Event()
+        self.connections = Connections()
         self._digest_at = 0.0
 
     def round(self, force: bool = False) -> int:
@@ -329,22 +516,22 @@ class Sender:
             if time.monotonic() - self._digest_at >= DIGEST_EVERY:
                 self._digest_at = time.monotonic()
                 queue_digests()
-            return deliver_due()
+                forget_delivered()
+            return deliver_due(self.connections)
         finally:
             close_old_connections()
 
     def run(self) -> None:
+        parent = os.getppid()
         while not self.stopping.is_set():
+            if os.getppid() != parent:  # the server that started it is gone
+                break
             try:
                 self.round()
             except Exception:  # a database hiccup must not end the sender
                 logger.exception("Webhook deliveries failed this round")
             self.stopping.wait(float(setting("POLL_SECONDS", 2)))
-
-    def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run, name="likes-webhooks", daemon=True)
-        thread.start()
-        return thread
+        self.connections.close()
 
     def stop(self) -> None:
         self.stopping.set()

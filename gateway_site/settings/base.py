@@ -335,9 +335,9 @@ LIKES_API_KEY_FAILURE_RATE = env.str("LIKES_API_KEY_FAILURE_RATE", default="5/m"
 # Seconds browsers and CDNs may reuse a count read (Cache-Control max-age);
 # 0: revalidate every time (ETag, 304).
 LIKES_READ_CACHE_SECONDS = env.int("LIKES_READ_CACHE_SECONDS", default=5)
-# Webhooks (docs/webhooks.md): "inline" sends from a thread in each worker;
-# "command" leaves it to `manage.py likes_deliver` (one process, or none).
-LIKES_WEBHOOK_DELIVERY = env.str("LIKES_WEBHOOK_DELIVERY", default="inline")
+# Webhooks (docs/webhooks.md): "auto": gunicorn runs `manage.py likes_deliver`
+# beside its workers; "command": you run it yourself (or several, or none).
+LIKES_WEBHOOK_DELIVERY = env.str("LIKES_WEBHOOK_DELIVERY", default="auto")
 LIKES_WEBHOOK_POLL_SECONDS = env.float("LIKES_WEBHOOK_POLL_SECONDS", default=2.0)
 LIKES_WEBHOOK_RETRY_SECONDS = env.float("LIKES_WEBHOOK_RETRY_SECONDS", default=30.0)
 LIKES_WEBHOOK_MAX_ATTEMPTS = env.int("LIKES_WEBHOOK_MAX_ATTEMPTS", default=8)
