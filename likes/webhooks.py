@@ -349,10 +349,12 @@ def backoff(attempts: int) -> float:
 
 
 def _claimable(now) -> Q:
-    # A paused webhook's rows wait for it.
-    return Q(
-        status=Delivery.PENDING, next_attempt_at__lte=now, webhook__active=True
-    ) & (Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+    """Due and held by nobody: conditions on the row alone, so that the
+    claiming UPDATE checks them again on each row it takes (PostgreSQL
+    re-reads a row another sender just updated; a join would not be)."""
+    return Q(status=Delivery.PENDING, next_attempt_at__lte=now) & (
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    )
 
 
 def claim(now: datetime.datetime, limit: int = BATCH) -> list[Delivery]:
@@ -361,8 +363,11 @@ def claim(now: datetime.datetime, limit: int = BATCH) -> list[Delivery]:
     not when the database applies it)."""
     lease = now + datetime.timedelta(seconds=LEASE_SECONDS)
     token = uuid.uuid4().hex
-    due = Delivery.objects.filter(_claimable(now)).order_by("next_attempt_at", "pk")
-    pks = list(due.values_list("pk", flat=True)[:limit])
+    # A paused webhook's rows wait for it.
+    due = Delivery.objects.filter(_claimable(now), webhook__active=True)
+    pks = list(
+        due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit]
+    )
     if not pks:
         return []
     with writing():
@@ -507,29 +512,28 @@ class Sender:
 
     def round(self, force: bool = False) -> int:
         """Queue yesterday's digest if not yet, then send what is due."""
-        close_old_connections()
-        try:
-            if force:
-                forget_subscribers()
-            if not subscribers():
-                return 0
-            if time.monotonic() - self._digest_at >= DIGEST_EVERY:
-                self._digest_at = time.monotonic()
-                queue_digests()
-                forget_delivered()
-            return deliver_due(self.connections)
-        finally:
-            close_old_connections()
+        if force:
+            forget_subscribers()
+        if not subscribers():
+            return 0
+        if time.monotonic() - self._digest_at >= DIGEST_EVERY:
+            self._digest_at = time.monotonic()
+            queue_digests()
+            forget_delivered()
+        return deliver_due(self.connections)
 
     def run(self) -> None:
         parent = os.getppid()
         while not self.stopping.is_set():
             if os.getppid() != parent:  # the server that started it is gone
                 break
+            close_old_connections()
             try:
                 self.round()
             except Exception:  # a database hiccup must not end the sender
                 logger.exception("Webhook deliveries failed this round")
+            finally:
+                close_old_connections()
             self.stopping.wait(float(setting("POLL_SECONDS", 2)))
         self.connections.close()
 

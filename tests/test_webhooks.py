@@ -415,3 +415,50 @@ def test_delivered_rows_are_forgotten_after_a_week_and_the_others_kept():
         pending.pk,
     }
     assert hook.deliveries.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_senders_claiming_at_once_never_share_a_row():
+    """PostgreSQL: a sender whose claim waits on another's rows takes none of
+    them once that one commits (the row conditions are checked again)."""
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite has one writer at a time)")
+    Webhook.objects.create(name="b", url="http://127.0.0.1:9/")
+    for _ in range(10):
+        services.like_add(post_id="p")
+    now = timezone.now()
+    pks = list(Delivery.objects.values_list("pk", flat=True))
+    first_holds, let_first_commit = threading.Event(), threading.Event()
+    second = {}
+
+    def first():
+        try:
+            with transaction.atomic():
+                Delivery.objects.filter(webhooks._claimable(now), pk__in=pks).update(
+                    claimed_until=now + datetime.timedelta(minutes=2),
+                    claimed_by="first",
+                )
+                first_holds.set()
+                let_first_commit.wait(10)
+        finally:
+            connection.close()
+
+    def then_second():
+        try:
+            second["rows"] = webhooks.claim(now)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=then_second)]
+    threads[0].start()
+    assert first_holds.wait(10)
+    threads[1].start()
+    time.sleep(0.5)  # the second's UPDATE now waits on the first's rows
+    let_first_commit.set()
+    for thread in threads:
+        thread.join(20)
+
+    assert second["rows"] == []
+    assert set(Delivery.objects.values_list("claimed_by", flat=True)) == {"first"}
