@@ -302,9 +302,8 @@ class DeliveryAdmin(admin.ModelAdmin):
         "status",
         "attempts",
         "last_status",
+        "last_error",
         "created_at",
-        "next_attempt_at",
-        "delivered_at",
     )
     list_filter = ("status", "event", "webhook")
     list_select_related = ("webhook",)
