@@ -52,7 +52,9 @@ def start_webhook_sender(server) -> None:
 
     from django.conf import settings
 
-    if settings.LIKES_WEBHOOK_DELIVERY != "auto" or _sender:
+    from likes.conf import conf
+
+    if conf.WEBHOOK_DELIVERY != "auto" or _sender:
         return
     manage = Path(settings.BASE_DIR) / "manage.py"
     _sender.append(

@@ -49,10 +49,8 @@ def check_settings(app_configs, **kwargs):
 
 
 def check_webhooks():
-    from django.conf import settings
-
     errors = []
-    delivery = getattr(settings, "LIKES_WEBHOOK_DELIVERY", "auto")
+    delivery = conf.WEBHOOK_DELIVERY
     if delivery not in ("auto", "command"):
         errors.append(
             Error(
@@ -68,7 +66,7 @@ def check_webhooks():
         ("TIMEOUT", 0.5, 60),  # a sender holds its rows 120 s
         ("MAX_ATTEMPTS", 1, 100),
     ):
-        value = getattr(settings, f"LIKES_WEBHOOK_{name}", least)
+        value = getattr(conf, f"WEBHOOK_{name}")
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if not number or not least <= value <= most:
             errors.append(

@@ -85,6 +85,25 @@ class Settings:
         "The blog, for admin links: a base URL or a ``{post_id}`` template.",
         or_empty=True,
     )
+    WEBHOOK_DELIVERY = Setting(
+        "LIKES_WEBHOOK_DELIVERY",
+        "auto",
+        'Who sends webhook events: "auto" (gunicorn runs the sender) or "command".',
+    )
+    WEBHOOK_POLL_SECONDS = Setting(
+        "LIKES_WEBHOOK_POLL_SECONDS", 2.0, "How often a sender looks for events due."
+    )
+    WEBHOOK_RETRY_SECONDS = Setting(
+        "LIKES_WEBHOOK_RETRY_SECONDS",
+        30.0,
+        "First wait before a failed delivery is tried again (it doubles).",
+    )
+    WEBHOOK_MAX_ATTEMPTS = Setting(
+        "LIKES_WEBHOOK_MAX_ATTEMPTS", 8, "Tries before a delivery is marked failed."
+    )
+    WEBHOOK_TIMEOUT = Setting(
+        "LIKES_WEBHOOK_TIMEOUT", 10.0, "Seconds a receiver may take to answer."
+    )
     # Not a setting: how long visitor hashes and their salts are kept.
     HASH_RETENTION_HOURS = 48
 

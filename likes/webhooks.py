@@ -34,7 +34,6 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Count, F, Q
 from django.db.models.signals import post_delete, post_save
@@ -42,6 +41,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from gateway_site.gateway import signing
+from likes.conf import conf
 from likes.models import Delivery, Like, Post, Webhook
 
 logger = logging.getLogger("likes.webhooks")
@@ -52,10 +52,6 @@ LEASE_SECONDS = 120  # how long a sender holds the rows it claimed
 BATCH = 500  # rows a sender claims at once
 PER_REQUEST = 100  # events one request carries at most
 MAX_BODY = 256 * 1024  # and about this many bytes
-
-
-def setting(name: str, default):
-    return getattr(settings, f"LIKES_WEBHOOK_{name}", default)
 
 
 def secret_for(webhook: Webhook) -> bytes:
@@ -140,14 +136,15 @@ _COLUMNS = (
 
 
 @functools.cache
-def _insert_sql(vendor: str) -> str:
+def _insert_sql(vendor: str) -> tuple[str, list]:
+    """The statement for this database, and the fields it writes, in order."""
     quote = connection.ops.quote_name
     fields = [Delivery._meta.get_field(name) for name in _COLUMNS]
     return (
         f"INSERT INTO {quote(Delivery._meta.db_table)} "
         f"({', '.join(quote(field.column) for field in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
-    )
+    ), fields
 
 
 def _insert(rows: list[Delivery]) -> None:
@@ -155,8 +152,7 @@ def _insert(rows: list[Delivery]) -> None:
     and transaction); a milestone already sent for that count is skipped."""
     if not rows:
         return
-    fields = [Delivery._meta.get_field(name) for name in _COLUMNS]
-    sql = _insert_sql(connection.vendor)
+    sql, fields = _insert_sql(connection.vendor)
     with connection.cursor() as cursor:
         for row in rows:
             row.next_attempt_at = row.created_at
@@ -276,7 +272,7 @@ class Connections:
         """The receiver's status; raises OSError (or HTTPException) when none."""
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        timeout = float(setting("TIMEOUT", 10))
+        timeout = float(conf.WEBHOOK_TIMEOUT)
         for fresh in (False, True):
             connection = self._connection(parts, timeout)
             reused = connection.sock is not None
@@ -344,7 +340,7 @@ def batches(rows: list[Delivery]):
 def backoff(attempts: int) -> float:
     """Seconds before try ``attempts + 1``: doubling from the base, capped at an
     hour, with jitter so that failed rows do not come back together."""
-    base = float(setting("RETRY_SECONDS", 30))
+    base = float(conf.WEBHOOK_RETRY_SECONDS)
     return min(base * 2 ** (attempts - 1), 3600) * random.uniform(0.8, 1.2)
 
 
@@ -390,7 +386,7 @@ def send(rows: list[Delivery], connections: Connections) -> int:
     """
     if not rows:
         return 0
-    must_end = time.monotonic() + LEASE_SECONDS - float(setting("TIMEOUT", 10)) - 5
+    must_end = time.monotonic() + LEASE_SECONDS - float(conf.WEBHOOK_TIMEOUT) - 5
     delivered: dict[int, list[int]] = {}  # status -> pks
     failures: list[tuple[list[Delivery], int | None, str]] = []
     failing: set[int] = set()  # webhooks that failed this round
@@ -432,7 +428,7 @@ def _record(token: str, now, delivered, failures, let_go: list[int]) -> None:
         for row in batch:
             attempt = row.attempts + 1
             fields = {"attempts": attempt, "last_status": status, "last_error": error}
-            if attempt >= setting("MAX_ATTEMPTS", 8):
+            if attempt >= conf.WEBHOOK_MAX_ATTEMPTS:
                 fields["status"] = Delivery.FAILED
                 logger.warning(
                     "Webhook %s gave up on event %s after %d tries: %s",
@@ -534,7 +530,7 @@ class Sender:
                 logger.exception("Webhook deliveries failed this round")
             finally:
                 close_old_connections()
-            self.stopping.wait(float(setting("POLL_SECONDS", 2)))
+            self.stopping.wait(float(conf.WEBHOOK_POLL_SECONDS))
         self.connections.close()
 
     def stop(self) -> None:

@@ -20,6 +20,18 @@ BIN = Path(sys.executable).parent
 LIVE_SECRET_KEY = secrets.token_urlsafe(50)
 
 
+# Debian's Chromium for the browser tests (and scripts/screenshots.py).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

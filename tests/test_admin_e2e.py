@@ -15,19 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import gunicorn, manage, project_env
+from tests.live import CHROMIUM, CHROMIUM_ARGS, gunicorn, manage, project_env
 
-# As in tests/test_widget_e2e.py; repeated because scripts/screenshots.py
-# imports this module outside pytest, where the test modules' imports fail.
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 ADMIN_USER = "author"
 ADMIN_PASSWORD = "a-long-admin-password-42"
 # Everything the dashboard writes, with the parts whose contrast is checked.

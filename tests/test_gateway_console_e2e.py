@@ -13,20 +13,10 @@ import pytest
 
 from tests.conftest import need
 from tests.gateway_fixtures import Upstream, service_table, services_toml
-from tests.live import gunicorn, manage, project_env
+from tests.live import CHROMIUM, CHROMIUM_ARGS, gunicorn, manage, project_env
 
 pytestmark = pytest.mark.live
 
-# As in tests/test_admin_e2e.py.
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 ADMIN_USER = "operator"
 ADMIN_PASSWORD = "a-long-operator-password-42"
 

@@ -20,19 +20,18 @@ import pytest
 from tests import live
 from tests.conftest import need
 from tests.docs import tagged
-from tests.live import BASE_DIR, free_port, gunicorn, manage, project_env
+from tests.live import (
+    BASE_DIR,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    free_port,
+    gunicorn,
+    manage,
+    project_env,
+)
 
 pytestmark = pytest.mark.live
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 # What the README tells the reader to replace with their service's URL.
 API_PLACEHOLDER = "https://likes.example.com"
 SECOND_TITLE = 'Second <b>bold</b> & "quoted"'

@@ -357,6 +357,7 @@ class Recorder:
         self.flows: deque = deque(maxlen=FLOW_SIZE)
         self._task: asyncio.Task | None = None
         self._last = 0.0
+        self.sample_rate = sample_rate()  # read once per worker, not per request
 
     def count(self, keys) -> None:
         hits = self.hits
@@ -379,7 +380,7 @@ class Recorder:
             for index in trace.ejected:
                 self.ejections[trace.service, index] = (now + eject_time, eject_time)
             self.readmissions.update((trace.service, i) for i in trace.readmitted)
-        rate = sample_rate()
+        rate = self.sample_rate
         if rate >= 1 or random.random() < rate:
             self.flows.append((trace, status, total_ms))
         self.count(counter_hits(trace, status, total_ms, now))
