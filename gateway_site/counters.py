@@ -99,12 +99,20 @@ class SharedTable(MappedFile):
             self._thread_lock.release()
 
     def _live(self, stripe: bytes, digest: bytes, now: float) -> int | None:
-        """Where in ``stripe`` the key's first slot is, if that slot is live."""
+        """Where in ``stripe`` the key's live slot is, if it has one.
+
+        A key can hold more than one slot (an expired one, and the one taken
+        when it was set again): only a live one counts.
+        """
         at = stripe.find(digest)
-        while at > 0 and at % SLOT.size:  # inside another field: look further
+        while at >= 0:
+            # A slot's start (else inside another field), and not expired.
+            if (
+                not at % SLOT.size
+                and EXPIRES.unpack_from(stripe, at + EXPIRES_AT)[0] > now
+            ):
+                return at
             at = stripe.find(digest, at + 1)
-        if at >= 0 and EXPIRES.unpack_from(stripe, at + EXPIRES_AT)[0] > now:
-            return at
         return None
 
     def _find(self, base: int, digest: bytes, now: float) -> tuple[int, bool]:
@@ -115,10 +123,8 @@ class SharedTable(MappedFile):
             return base + at, True
         free = None
         soonest, soonest_at = base, float("inf")
-        for index, (key, expires, _) in enumerate(SLOT.iter_unpack(stripe)):
+        for index, (_, expires, _) in enumerate(SLOT.iter_unpack(stripe)):
             offset = base + index * SLOT.size
-            if key == digest and expires > now:
-                return offset, True
             if expires <= now:
                 if free is None:
                     free = offset
@@ -148,10 +154,13 @@ class SharedTable(MappedFile):
         digest, stripe, base = self._locate(key)
         self._lock(stripe)
         try:
-            offset, live = self._find(base, digest, time.time())
-            if not live:
+            # A read looks for the key's live slot only (no free slot to find).
+            at = self._live(
+                self._map[base : base + self.stripe_bytes], digest, time.time()
+            )
+            if at is None:
                 return None
-            _, expires, value = SLOT.unpack_from(self._map, offset)
+            _, expires, value = SLOT.unpack_from(self._map, base + at)
             return value, expires
         finally:
             self._unlock(stripe)

@@ -197,8 +197,7 @@ def test_like_limits_are_exact_and_read_limits_bounded_across_gunicorn_workers(
         # not learnt the shared count yet and may answer up to BATCH - 1 of
         # these from its own tally; past that it must refuse.
         more = [
-            httpx.get(f"{server.base_url}/likes/p")
-            for _ in range(2 * ReadBudget.BATCH)
+            httpx.get(f"{server.base_url}/likes/p") for _ in range(2 * ReadBudget.BATCH)
         ]
         count = httpx.post(f"{server.base_url}/likes/q").headers
 
