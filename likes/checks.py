@@ -2,6 +2,7 @@
 
 from django.core.checks import Error, Warning, register
 
+from likes import reactions
 from likes.conf import conf
 from likes.ratelimit import is_rate
 
@@ -45,6 +46,16 @@ def check_settings(app_configs, **kwargs):
             )
         )
     errors.extend(check_webhooks())
+    _, problems = reactions.parse(conf.REACTIONS)
+    if problems:
+        errors.append(
+            Error(
+                "LIKES_REACTIONS is not a list of reactions: " + " ".join(problems),
+                hint="Comma-separated emoji or short names (a-z, 0-9, '-', '_'), at "
+                f'most {reactions.MAX_REACTIONS}, e.g. "👍,❤️,🎉".',
+                id="likes.E005",
+            )
+        )
     return errors
 
 

@@ -104,6 +104,13 @@ class Settings:
     WEBHOOK_TIMEOUT = Setting(
         "LIKES_WEBHOOK_TIMEOUT", 10.0, "Seconds a receiver may take to answer."
     )
+    REACTIONS = Setting(
+        "LIKES_REACTIONS",
+        "",
+        "Reactions beside the like, comma-separated emoji or short names (at "
+        "most 8); empty: the like alone.",
+        or_empty=True,
+    )
     # Not a setting: how long visitor hashes and their salts are kept.
     HASH_RETENTION_HOURS = 48
 

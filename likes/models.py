@@ -49,6 +49,29 @@ class PostQuerySet(models.QuerySet):
         found = self._counts(post_ids) if post_ids else {}
         return {post_id: found.get(post_id, 0) for post_id in post_ids}
 
+    def reactions_for(self, post_ids, kinds) -> dict[str, dict[str, int]]:
+        """``{post_id: {kind: count}}`` for the given ids and reactions, 0 for
+        none yet (the site's reactions, in their order)."""
+        found: dict[str, dict[str, int]] = {}
+        if post_ids and kinds:
+            connection = connections[self.db]
+            quote = connection.ops.quote_name
+            posts = quote(self.model._meta.db_table)
+            counts = quote(PostReaction._meta.db_table)
+            marks = ", ".join(["%s"] * len(post_ids))
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT p.post_id, r.kind, r.count FROM {counts} r "
+                    f"JOIN {posts} p ON p.id = r.post_id WHERE p.post_id IN ({marks})",
+                    list(post_ids),
+                )
+                for post_id, kind, count in cursor.fetchall():
+                    found.setdefault(post_id, {})[kind] = count
+        return {
+            post_id: {kind: found.get(post_id, {}).get(kind, 0) for kind in kinds}
+            for post_id in post_ids
+        }
+
     def top(self, n: int | None = None):
         """Posts by likes, most liked first; ties by id so the order is stable."""
         ordered = self.order_by("-likes", "post_id")
@@ -109,6 +132,10 @@ class Like(models.Model):
     created_at = models.DateTimeField(_("liked at"), default=timezone.now)
     # Keyed hash of the visitor for dedupe; never the raw IP or User-Agent.
     visitor_hash = models.CharField(_("visitor hash"), max_length=64, blank=True)
+    # "" for the like itself, else the reaction (likes/reactions.py) it counted.
+    kind = models.CharField(
+        _("reaction"), max_length=32, blank=True, default="", db_default=""
+    )
 
     class Meta:
         verbose_name = _("like")
@@ -129,6 +156,31 @@ class Like(models.Model):
 
     def __str__(self):
         return f"{self.post_id} @ {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class PostReaction(models.Model):
+    """How many of one reaction a post has (the like's count is ``Post.likes``)."""
+
+    post = models.ForeignKey(
+        Post, on_delete=models.CASCADE, related_name="reactions", verbose_name=_("post")
+    )
+    kind = models.CharField(_("reaction"), max_length=32)
+    count = models.BigIntegerField(_("count"), default=0)
+
+    class Meta:
+        verbose_name = _("reaction count")
+        verbose_name_plural = _("reaction counts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["post", "kind"], name="likes_postreaction_post_kind"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(count__gte=0), name="likes_postreaction_count_gte_0"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.post_id} {self.kind}"
 
 
 class DedupeSalt(models.Model):

@@ -68,6 +68,12 @@ COMPONENTS = {
         "properties": {
             "post_id": {"type": "string"},
             "likes": {"type": "integer", "minimum": 0},
+            "reactions": {
+                "type": "object",
+                "additionalProperties": {"type": "integer", "minimum": 0},
+                "description": "Only where the site has reactions (LIKES_REACTIONS): "
+                "each reaction's count, in the site's order.",
+            },
         },
     },
     "LikeResult": {
@@ -77,6 +83,16 @@ COMPONENTS = {
             "post_id": {"type": "string"},
             "likes": {"type": "integer", "minimum": 0},
             "liked": {"type": "boolean"},
+            "reaction": {
+                "type": "string",
+                "description": "The reaction counted (a POST with ?reaction=).",
+            },
+            "reactions": {
+                "type": "object",
+                "additionalProperties": {"type": "integer", "minimum": 0},
+                "description": "Only where the site has reactions (LIKES_REACTIONS): "
+                "each reaction's count, in the site's order.",
+            },
             "receipt": {
                 "type": "string",
                 "description": "Keep it to undo this like with DELETE.",
@@ -112,10 +128,20 @@ PATHS = {
         },
         "post": {
             "operationId": "likes_add",
-            "summary": "Like a post. No body needed.",
+            "summary": "Like a post (or react to it). No body needed.",
             "tags": ["likes"],
             "security": [],
-            "parameters": [POST_ID],
+            "parameters": [
+                POST_ID,
+                {
+                    "name": "reaction",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "Count this reaction of the site's instead of "
+                    "a like (else 400 invalid_reaction).",
+                },
+            ],
             "requestBody": {
                 "required": False,
                 "description": "Optional: the page's title, shown in the dashboard "
@@ -124,7 +150,10 @@ PATHS = {
                     "application/json": {
                         "schema": {
                             "type": "object",
-                            "properties": {"title": {"type": "string"}},
+                            "properties": {
+                                "title": {"type": "string"},
+                                "reaction": {"type": "string"},
+                            },
                         }
                     }
                 },

@@ -18,7 +18,7 @@ from django.utils import timezone
 from likes import webhooks
 from likes.conf import conf
 from likes.metrics import likes_added, likes_duplicates, likes_removed
-from likes.models import DedupeSalt, Like, Post
+from likes.models import DedupeSalt, Like, Post, PostReaction
 from likes.validators import canonical, clean_post_id
 
 logger = logging.getLogger("likes.services")
@@ -112,6 +112,37 @@ def _increment_sql() -> str:
     )
 
 
+def _touch_post_sql() -> str:
+    # A reaction's post: created if new, its title refreshed; its likes untouched.
+    table = connection.ops.quote_name(Post._meta.db_table)
+    return (
+        "INSERT INTO "
+        f"{table} (post_id, title, likes, imported, created_at, last_liked_at) "
+        "VALUES (%s, %s, 0, 0, %s, NULL) "
+        "ON CONFLICT (post_id) DO UPDATE SET "
+        f"title = COALESCE(NULLIF(excluded.title, ''), {table}.title) "
+        "RETURNING id, likes, title"
+    )
+
+
+def _react_sql() -> str:
+    # As a like's counter: one statement, no read-modify-write.
+    table = connection.ops.quote_name(PostReaction._meta.db_table)
+    return (
+        f"INSERT INTO {table} (post_id, kind, count) VALUES (%s, %s, 1) "
+        f"ON CONFLICT (post_id, kind) DO UPDATE SET count = {table}.count + 1 "
+        "RETURNING count"
+    )
+
+
+def _insert_reaction_like_sql() -> str:
+    table = connection.ops.quote_name(Like._meta.db_table)
+    return (
+        f"INSERT INTO {table} (post_id, created_at, visitor_hash, kind) "
+        "VALUES (%s, %s, %s, %s) RETURNING id"
+    )
+
+
 def _seen_sql(n: int) -> str:
     table = connection.ops.quote_name(Like._meta.db_table)
     marks = ", ".join(["%s"] * n)
@@ -119,13 +150,19 @@ def _seen_sql(n: int) -> str:
 
 
 def like_add(
-    *, post_id: str, visitor_hashes: list[str] | tuple = (), title: str = ""
+    *,
+    post_id: str,
+    visitor_hashes: list[str] | tuple = (),
+    title: str = "",
+    kind: str = "",
 ) -> LikeResult:
     """Record one like of ``post_id`` and return the count after it.
 
     ``visitor_hashes`` (from :func:`visitor_hashes`) makes a repeat like by the
     same visitor a no-op: the first one is stored, all are looked up. A counted
     like with a ``title`` (cleaned by ``validators.clean_title``) sets the post's.
+    With ``kind`` (a configured reaction, likes/reactions.py) it is that
+    reaction that is counted, the same way; the post's likes stay as they are.
     """
     now = timezone.now()
     db_now = connection.ops.adapt_datetimefield_value(now)
@@ -136,15 +173,24 @@ def like_add(
                 if cursor.fetchone():
                     likes_duplicates.inc()
                     return _unchanged(post_id)
-            cursor.execute(_increment_sql(), [post_id, title, db_now, db_now])
-            pk, likes, stored_title = cursor.fetchone()
             stored_hash = visitor_hashes[0] if visitor_hashes else ""
-            cursor.execute(_insert_like_sql(), [pk, db_now, stored_hash])
-            (like_id,) = cursor.fetchone()
-            # In the same transaction: the events exist exactly if the like does.
-            webhooks.like_added(
-                post_pk=pk, post_id=post_id, title=stored_title, likes=likes
-            )
+            if kind:
+                cursor.execute(_touch_post_sql(), [post_id, title, db_now])
+                pk, likes, _ = cursor.fetchone()
+                cursor.execute(_react_sql(), [pk, kind])
+                cursor.execute(
+                    _insert_reaction_like_sql(), [pk, db_now, stored_hash, kind]
+                )
+                (like_id,) = cursor.fetchone()
+            else:
+                cursor.execute(_increment_sql(), [post_id, title, db_now, db_now])
+                pk, likes, stored_title = cursor.fetchone()
+                cursor.execute(_insert_like_sql(), [pk, db_now, stored_hash])
+                (like_id,) = cursor.fetchone()
+                # In the same transaction: the events exist exactly if the like does.
+                webhooks.like_added(
+                    post_pk=pk, post_id=post_id, title=stored_title, likes=likes
+                )
     except IntegrityError:
         # The same visitor's like committed first (PostgreSQL, concurrent
         # repeat): the unique hash rolled this one back, counter included.
@@ -166,8 +212,14 @@ def _seen(visitor_hashes) -> bool:
 def like_remove(*, post_id: str, like_id: int) -> LikeResult:
     """Remove exactly the like ``like_id`` of ``post_id``; a no-op when gone."""
     with writer_lock(), transaction.atomic():
-        deleted, _ = Like.objects.filter(pk=like_id, post__post_id=post_id).delete()
-        if deleted:
+        like = Like.objects.filter(pk=like_id, post__post_id=post_id)
+        kind = like.values_list("kind", flat=True).first()
+        deleted, _ = like.delete()
+        if deleted and kind:
+            PostReaction.objects.filter(
+                post__post_id=post_id, kind=kind, count__gt=0
+            ).update(count=F("count") - 1)
+        elif deleted:
             Post.objects.filter(post_id=post_id, likes__gt=0).update(
                 likes=F("likes") - 1
             )
@@ -234,8 +286,11 @@ def salt_for(day: datetime.date) -> str | None:
     return _salt_for(day, create=day == timezone.now().date())
 
 
-def visitor_hashes(*, ip: str, user_agent: str, post_id: str) -> list[str]:
-    """Keyed hashes of (IP, User-Agent, post) under today's and yesterday's salt.
+def visitor_hashes(
+    *, ip: str, user_agent: str, post_id: str, kind: str = ""
+) -> list[str]:
+    """Keyed hashes of (IP, User-Agent, post[, reaction]) under today's and
+    yesterday's salt.
 
     The first is the one to store. Salts are random, rotate daily and are
     deleted after 48 h, after which no hash can be linked to a visitor again.
@@ -243,7 +298,8 @@ def visitor_hashes(*, ip: str, user_agent: str, post_id: str) -> list[str]:
     now = timezone.now()
     _maybe_purge(now)
     today = now.date()
-    message = "\x1f".join((ip, user_agent, post_id)).encode()
+    parts = (ip, user_agent, post_id, kind) if kind else (ip, user_agent, post_id)
+    message = "\x1f".join(parts).encode()
     hashes = []
     for day, create in ((today, True), (today - datetime.timedelta(days=1), False)):
         secret = _salt_for(day, create=create)
@@ -295,6 +351,7 @@ def post_merge(*, sources: list[str], target: str) -> MergeResult:
         into, _ = Post.objects.get_or_create(post_id=target)
         if posts:
             Like.objects.filter(post__in=posts).update(post=into)
+            _merge_reactions(posts, into)
             totals = Post.objects.filter(pk__in=[p.pk for p in posts]).aggregate(
                 likes=Sum("likes"), imported=Sum("imported")
             )
@@ -313,6 +370,23 @@ def post_merge(*, sources: list[str], target: str) -> MergeResult:
     return MergeResult(
         target=target, likes=into.likes, merged=[p.post_id for p in posts]
     )
+
+
+def _merge_reactions(posts, into) -> None:
+    """Add the reaction counts of ``posts`` to ``into``'s."""
+    moved = (
+        PostReaction.objects.filter(post__in=posts)
+        .values("kind")
+        .annotate(total=Sum("count"))
+    )
+    for row in moved:
+        found, created = PostReaction.objects.get_or_create(
+            post=into, kind=row["kind"], defaults={"count": row["total"]}
+        )
+        if not created:
+            PostReaction.objects.filter(pk=found.pk).update(
+                count=F("count") + row["total"]
+            )
 
 
 @dataclass(frozen=True, slots=True)

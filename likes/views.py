@@ -17,7 +17,7 @@ from corsheaders.conf import conf as cors
 from django.db import OperationalError
 from django.views.decorators.csrf import csrf_exempt
 
-from likes import caps, nojs, ratelimit, services
+from likes import caps, nojs, ratelimit, reactions, services
 from likes.conf import conf
 from likes.http import (
     cached_reads,
@@ -116,7 +116,28 @@ def like_detail(request, post_id: str):
             return _unlike(request, post_id, limit)
     except OperationalError as exc:
         return storage_unavailable(exc)
-    return _read({"post_id": post_id, "likes": Post.objects.count_for(post_id)})
+    return _read(
+        with_reactions({"post_id": post_id, "likes": Post.objects.count_for(post_id)})
+    )
+
+
+def with_reactions(body: dict) -> dict:
+    """A post's answer, with its ``reactions`` when the site has reactions."""
+    kinds = reactions.configured()
+    if kinds:
+        post_id = body["post_id"]
+        body["reactions"] = Post.objects.reactions_for([post_id], kinds)[post_id]
+    return body
+
+
+def invalid_reaction(name):
+    kinds = reactions.configured()
+    offered = ", ".join(kinds) if kinds else "none (LIKES_REACTIONS is empty)"
+    return error_response(
+        HTTPStatus.BAD_REQUEST,
+        code="invalid_reaction",
+        detail=f"{str(name)[:64]!r} is not a reaction of this site; it has {offered}.",
+    )
 
 
 def _form_like(request, post_id, limit):
@@ -165,22 +186,37 @@ def origin_allowed(request) -> bool:
 
 
 def _like(request, post_id, limit):
+    fields = _fields_from(request)
+    name = request.GET.get("reaction") or fields.get("reaction")
+    kind = ""
+    if name:
+        kind = reactions.resolve(name)
+        if kind is None:
+            return invalid_reaction(name)
     hashes = ()
     ip = ratelimit.client_ip(request)
+    capped = f"{post_id}\x1f{kind}" if kind else post_id
     if conf.DEDUPE:
-        if caps.reached(ip=ip, post_id=post_id):
-            return _answer(limit, _repeat(post_id))
+        if caps.reached(ip=ip, post_id=capped):
+            return _answer(limit, _repeat(post_id, kind))
         hashes = services.visitor_hashes(
             ip=ip,
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
             post_id=post_id,
+            kind=kind,
         )
     result = services.like_add(
-        post_id=post_id, visitor_hashes=hashes, title=_title_from(request)
+        post_id=post_id,
+        visitor_hashes=hashes,
+        title=clean_title(fields.get("title")),
+        kind=kind,
     )
     if result.changed and conf.DEDUPE:
-        caps.counted(ip=ip, post_id=post_id)
+        caps.counted(ip=ip, post_id=capped)
     body = {"post_id": post_id, "likes": result.likes, "liked": True}
+    if kind:
+        body["reaction"] = kind
+    body = with_reactions(body)
     if result.changed:
         body["receipt"] = make_receipt(post_id=post_id, like_id=result.like_id)
     else:
@@ -188,29 +224,32 @@ def _like(request, post_id, limit):
     return _answer(limit, body)
 
 
-def _title_from(request) -> str:
-    """The page title a like may carry: ``{"title": …}`` as JSON (the widget
-    sends it as text/plain, a CORS-simple request) or a form field. Optional
-    and display-only: a body that is neither is ignored, the like counted."""
+def _fields_from(request) -> dict:
+    """What a like may carry: ``{"title": …, "reaction": …}`` as JSON (the
+    widget sends it as text/plain, a CORS-simple request) or form fields. The
+    title is optional and display-only: a body that is neither is ignored, the
+    like counted."""
     if request.content_type == "application/x-www-form-urlencoded":
-        return clean_title(request.POST.get("title", ""))
+        return {name: request.POST.get(name) for name in ("title", "reaction")}
     if not request.body:
-        return ""
+        return {}
     try:
         data = parse_json(request.body)
     except (ValueError, UnicodeDecodeError):
-        return ""
-    return clean_title(data.get("title")) if isinstance(data, dict) else ""
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {name: data.get(name) for name in ("title", "reaction")}
 
 
-def _repeat(post_id):
+def _repeat(post_id, kind=""):
     """The answer to a like that is not counted: the current count."""
-    return {
-        "post_id": post_id,
-        "likes": Post.objects.count_for(post_id),
-        "liked": True,
-        "duplicate": True,
-    }
+    body = {"post_id": post_id, "likes": Post.objects.count_for(post_id), "liked": True}
+    if kind:
+        body["reaction"] = kind
+    body = with_reactions(body)
+    body["duplicate"] = True
+    return body
 
 
 def _receipt_from(request):
@@ -233,7 +272,9 @@ def _unlike(request, post_id, limit):
         status = HTTPStatus.FORBIDDEN if exc.forged else HTTPStatus.BAD_REQUEST
         return error_response(status, code="invalid_receipt", detail=str(exc))
     result = services.like_remove(post_id=post_id, like_id=like_id)
-    return _answer(limit, {"post_id": post_id, "likes": result.likes, "liked": False})
+    body = with_reactions({"post_id": post_id, "likes": result.likes})
+    body["liked"] = False
+    return _answer(limit, body)
 
 
 @csrf_exempt
@@ -263,7 +304,12 @@ def like_batch(request):
         ids.append(post_id)
     ids = list(dict.fromkeys(ids))
     counts = Post.objects.counts_for(ids)
-    return _read([{"post_id": pid, "likes": n} for pid, n in counts.items()])
+    items = [{"post_id": pid, "likes": n} for pid, n in counts.items()]
+    if kinds := reactions.configured():
+        found = Post.objects.reactions_for(ids, kinds)
+        for item in items:
+            item["reactions"] = found[item["post_id"]]
+    return _read(items)
 
 
 POPULAR_MAX = 50

@@ -49,7 +49,11 @@ CONTENT = {
     "posts/three.md": "title: Three",
     "notes/hello.md": "title: Hello again",  # the same last segment as posts/hello
     "posts/señal.md": "title: Señal",
+    "posts/react.md": "title: React",
+    "posts/react-nojs.md": "title: React without JS",
 }
+# The service's reactions, and the reactions variant's [params.likes] reactions.
+REACTIONS = ["👍", "❤️", "🎉"]
 PLACEHOLDER_MARKUP = re.compile(
     r'<span class="likes-count" data-likes-count aria-live="polite">(.*?)</span>'
 )
@@ -119,6 +123,16 @@ def spanish_full_path_variant(site: Path) -> Path:
     return variant
 
 
+def reactions_variant(site: Path) -> Path:
+    """The same site with the service's reactions in its [params.likes]."""
+    variant = site.with_name("blog-reactions")
+    shutil.copytree(site, variant, ignore=shutil.ignore_patterns("public"))
+    with open(variant / "config/_default/params.toml", "a") as params:
+        params.write(f"reactions = {REACTIONS!r}\n".replace("'", '"'))
+    hugo(variant)
+    return variant
+
+
 @dataclass
 class Stack:
     api_url: str
@@ -128,6 +142,7 @@ class Stack:
     site_es: Path  # fullPathIds = true, Spanish
     origin: str  # serves site/public; in CORS_ORIGINS
     origin_es: str  # serves site_es/public; in CORS_ORIGINS
+    origin_reactions: str  # serves the reactions variant; in CORS_ORIGINS
     wrong_origin: str  # serves site/public too; not in CORS_ORIGINS
     browser: object
     exits: ExitStack
@@ -168,9 +183,14 @@ def stack(tmp_path_factory):
     sync_api = pytest.importorskip("playwright.sync_api")
     tmp = tmp_path_factory.mktemp("hugo")
     origin_port, origin_es_port, wrong_port = free_port(), free_port(), free_port()
+    reactions_port = free_port()
     env = project_env(
         DATA_DIR=str(tmp / "data"),
-        CORS_ORIGINS=f"http://127.0.0.1:{origin_port},http://127.0.0.1:{origin_es_port}",
+        CORS_ORIGINS=",".join(
+            f"http://127.0.0.1:{port}"
+            for port in (origin_port, origin_es_port, reactions_port)
+        ),
+        LIKES_REACTIONS=",".join(REACTIONS),
         # Every test here likes from 127.0.0.1; rate limits are tested elsewhere.
         LIKES_POST_RATE="1000/m",
         LIKES_GET_RATE="1000/m",
@@ -181,6 +201,7 @@ def stack(tmp_path_factory):
         site = build_from_readme(tmp, api.base_url)
         add_content_and_rebuild(site)
         site_es = spanish_full_path_variant(site)
+        site_reactions = reactions_variant(site)
         public, public_es = site / "public", site_es / "public"
         pw = exits.enter_context(sync_api.sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -193,6 +214,9 @@ def stack(tmp_path_factory):
             site_es=site_es,
             origin=exits.enter_context(static_server(public, origin_port)),
             origin_es=exits.enter_context(static_server(public_es, origin_es_port)),
+            origin_reactions=exits.enter_context(
+                static_server(site_reactions / "public", reactions_port)
+            ),
             wrong_origin=exits.enter_context(static_server(public, wrong_port)),
             browser=browser,
             exits=exits,
@@ -418,6 +442,67 @@ def test_without_javascript_a_like_counts_and_lands_on_the_site(stack):
     assert like.response().status == HTTPStatus.SEE_OTHER
     assert page.url == f"{stack.origin}/"
     assert stack.count("señal") == 1
+
+
+def test_reactions_click_reload_undo_and_keyboard(stack, expect):
+    page = stack.page()
+    page.goto(f"{stack.origin_reactions}/posts/react/")
+    bar = page.get_by_role("group", name="Reactions")
+    thumbs = bar.get_by_role("button", name="React with 👍")
+    party = bar.get_by_role("button", name="React with 🎉")
+    expect(thumbs).to_have_attribute("aria-pressed", "false")
+    expect(thumbs.locator("[data-likes-reaction-count]")).to_have_text("0")
+    assert bar.get_by_role("button").count() == len(REACTIONS)
+
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        thumbs.click()
+    assert answer.value.json()["reaction"] == "👍"
+    expect(thumbs).to_have_attribute("aria-pressed", "true")
+    expect(thumbs.locator("[data-likes-reaction-count]")).to_have_text("1")
+    # The keyboard: focus the next reaction, press it with the space bar.
+    party.focus()
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        page.keyboard.press("Space")
+    expect(party).to_have_attribute("aria-pressed", "true")
+
+    read = httpx.get(f"{stack.api_url}/likes/react").json()
+    assert read == {
+        "post_id": "react",
+        "likes": 0,
+        "reactions": {"👍": 1, "❤️": 0, "🎉": 1},
+    }
+
+    page.reload()
+    expect(thumbs).to_have_attribute("aria-pressed", "true")
+    expect(thumbs.locator("[data-likes-reaction-count]")).to_have_text("1")
+    expect(page.locator("button[data-likes-post]")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+
+    thumbs.focus()
+    with page.expect_response(lambda r: r.request.method == "DELETE"):
+        page.keyboard.press("Enter")
+    expect(thumbs).to_have_attribute("aria-pressed", "false")
+    expect(thumbs.locator("[data-likes-reaction-count]")).to_have_text("0")
+    assert httpx.get(f"{stack.api_url}/likes/react").json()["reactions"] == {
+        "👍": 0,
+        "❤️": 0,
+        "🎉": 1,
+    }
+    page.screenshot(path=str(stack.site.parent / "reactions.png"))
+
+
+def test_without_javascript_a_reaction_counts(stack):
+    page = stack.page(java_script_enabled=False)
+    page.goto(f"{stack.origin_reactions}/posts/react-nojs/")
+    with page.expect_navigation():
+        page.locator("button[data-reaction='❤️']").click()
+    assert page.url.startswith(stack.origin_reactions)
+    assert httpx.get(f"{stack.api_url}/likes/react-nojs").json()["reactions"] == {
+        "👍": 0,
+        "❤️": 1,
+        "🎉": 0,
+    }
 
 
 def test_the_button_stays_usable_while_the_service_is_down(stack, expect):

@@ -327,6 +327,8 @@ LIKES_SITE_URL = env.str("LIKES_SITE_URL", default="")
 LIKES_POST_RATE = env.str("LIKES_POST_RATE", default="10/m")
 LIKES_GET_RATE = env.str("LIKES_GET_RATE", default="120/m")
 LIKES_DEDUPE = env.bool("LIKES_DEDUPE", default=True)
+# Reactions beside the like, e.g. "👍,❤️,🎉,😄,🤔" (at most 8); empty: none.
+LIKES_REACTIONS = env.str("LIKES_REACTIONS", default="")
 # Likes a day accepted per post from one client network (IPv4 /24, IPv6 /48),
 # beside the dedupe; 0 turns the cap off (LIKES_DEDUPE=off does too).
 LIKES_NETWORK_DAILY_CAP = env.int("LIKES_NETWORK_DAILY_CAP", default=10)

@@ -9,6 +9,9 @@
  *              data-likes-title="My post">…<span data-likes-count></span></button>
  *            (type="submit" in a form that posts to the API likes without JS)
  * Counts:    <span data-likes-count="my-post"></span>  (list pages)
+ * Reactions: <div data-likes-reactions="my-post" data-reactions="👍,❤️,🎉"></div>
+ *            (the service's LIKES_REACTIONS; the buttons are made here unless
+ *            the page has them: <button data-reaction="👍">…</button>)
  * Optional:  data-label-like / data-label-unlike on the script tag.
  *
  * It shows what the service did: a click it refused is rolled back, and a
@@ -24,8 +27,13 @@
   var data = script.dataset;
   var api = (data.api || new URL(script.src).origin).replace(/\/+$/, "");
   var LABELS = {
-    en: { like: "Like", unlike: "Unlike" },
-    es: { like: "Me gusta", unlike: "Ya no me gusta" },
+    en: { like: "Like", unlike: "Unlike", react: "React with", reactions: "Reactions" },
+    es: {
+      like: "Me gusta",
+      unlike: "Ya no me gusta",
+      react: "Reaccionar con",
+      reactions: "Reacciones",
+    },
   };
   var locale = data.lang || root.lang || "en";
   var labels = LABELS[locale.slice(0, 2).toLowerCase()] || LABELS.en;
@@ -151,7 +159,12 @@
   }
 
   function idOf(el) {
-    return decode(el.getAttribute("data-likes-post") || el.getAttribute("data-likes-count") || "");
+    return decode(
+      el.getAttribute("data-likes-post") ||
+        el.getAttribute("data-likes-count") ||
+        el.getAttribute("data-likes-reactions") ||
+        ""
+    );
   }
 
   // An unknown count (null) leaves the placeholder as it is: never a made-up 0.
@@ -289,8 +302,141 @@
     }
   }
 
+  // --- Reactions: one toggle button per reaction, counted like a like ---------
+
+  function reactionKey(id, name) {
+    return id + "\u001f" + name;
+  }
+
+  function reactionButtons(id) {
+    var found = [];
+    document.querySelectorAll("[data-likes-reactions]").forEach(function (bar) {
+      if (idOf(bar) !== id) return;
+      bar.querySelectorAll("button[data-reaction]").forEach(function (b) {
+        found.push(b);
+      });
+    });
+    return found;
+  }
+
+  function showReactions(id, counts) {
+    if (!counts) return;
+    reactionButtons(id).forEach(function (b) {
+      var n = counts[b.getAttribute("data-reaction")];
+      if (typeof n !== "number") return;
+      var slot = b.querySelector("[data-likes-reaction-count]");
+      if (slot) {
+        slot.textContent = compact(n);
+        slot.title = exact(n);
+      }
+      b.setAttribute("data-likes", String(n));
+    });
+  }
+
+  function reactionPressed(id, name, on) {
+    reactionButtons(id).forEach(function (b) {
+      if (b.getAttribute("data-reaction") === name) {
+        b.setAttribute("aria-pressed", on ? "true" : "false");
+      }
+    });
+  }
+
+  function makeReactionButton(name) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "likes-reaction";
+    button.setAttribute("data-reaction", name);
+    var label = document.createElement("span");
+    label.className = "likes-sr";
+    label.textContent = labels.react + " ";
+    var emoji = document.createElement("span");
+    emoji.textContent = name;
+    var count = document.createElement("span");
+    count.className = "likes-count";
+    count.setAttribute("data-likes-reaction-count", "");
+    button.append(label, emoji, " ", count);
+    return button;
+  }
+
+  function react(event) {
+    var button = event.currentTarget;
+    stop(event); // no form submission
+    var id = idOf(button.closest("[data-likes-reactions]"));
+    var name = button.getAttribute("data-reaction");
+    var key = reactionKey(id, name);
+    if (busy[key]) return;
+    busy[key] = true;
+    var receipt = stored(key, "likes-r:");
+    var on = !receipt;
+    var known = button.getAttribute("data-likes");
+    var before = {};
+    if (known !== null) {
+      before[name] = parseInt(known, 10) || 0;
+    }
+    var after = {};
+    if (known !== null) after[name] = Math.max(before[name] + (on ? 1 : -1), 0);
+    store(id, String(Date.now()), "likes-rt:");
+    reactionPressed(id, name, on);
+    store(key, on ? "1" : null, "likes-r:");
+    function idle() {
+      busy[key] = false;
+    }
+    if (!on && receipt === "1") return idle(); // counted elsewhere: nothing to undo
+    showReactions(id, after);
+    var init = on
+      ? {
+          headers: { "Content-Type": "text/plain;charset=UTF-8" },
+          body: JSON.stringify({ title: titleOf(button), reaction: name }),
+        }
+      : { headers: { "X-Like-Receipt": receipt } };
+    request(on ? "POST" : "DELETE", api + "/likes/" + encodeURIComponent(id), init)
+      .then(function (body) {
+        if (on) store(key, body.receipt || "1", "likes-r:");
+        showReactions(id, body.reactions);
+      }, function (error) {
+        var keep = !on && (error.status === 400 || error.status === 403);
+        store(key, on ? null : keep ? "1" : receipt, "likes-r:");
+        reactionPressed(id, name, !on);
+        showReactions(id, before);
+        fail(error, "LIKES_POST_RATE");
+      })
+      .then(idle, idle);
+  }
+
+  function setUpReactions(bar, id) {
+    if (!bar.querySelector("button[data-reaction]")) {
+      var names = (bar.getAttribute("data-reactions") || "").split(",");
+      names.forEach(function (name) {
+        name = name.trim();
+        if (name) bar.appendChild(makeReactionButton(name));
+      });
+    }
+    if (!bar.hasAttribute("role")) bar.setAttribute("role", "group");
+    if (!bar.hasAttribute("aria-label")) bar.setAttribute("aria-label", labels.reactions);
+    bar.querySelectorAll("button[data-reaction]").forEach(function (b) {
+      var name = b.getAttribute("data-reaction");
+      b.setAttribute("aria-pressed", stored(reactionKey(id, name), "likes-r:") ? "true" : "false");
+      b.addEventListener("click", react);
+    });
+    if (bar.form || bar.closest("form.likes-form")) {
+      (bar.form || bar.closest("form.likes-form")).addEventListener("submit", stop);
+    }
+  }
+
+  function reactedRecently(id) {
+    return Date.now() - parseInt(stored(id, "likes-rt:") || "0", 10) < FRESH;
+  }
+
   function scan() {
     var ids = [];
+    document.querySelectorAll("[data-likes-reactions]").forEach(function (bar) {
+      if (bar.hasAttribute("data-likes-ready")) return;
+      var id = decode(bar.getAttribute("data-likes-reactions") || "");
+      if (!id) return;
+      bar.setAttribute("data-likes-ready", "");
+      setUpReactions(bar, id);
+      if (ids.indexOf(id) < 0) ids.push(id);
+    });
     document.querySelectorAll("[data-likes-post],[data-likes-count]").forEach(function (el) {
       if (el.hasAttribute("data-likes-ready")) return;
       var id = idOf(el);
@@ -314,10 +460,13 @@
 
   function fetchCounts(ids) {
     var query = ids.map(encodeURIComponent).join(",");
-    var mine = ids.some(function (id) { return recent(id) !== null; });
+    var mine = ids.some(function (id) { return recent(id) !== null || reactedRecently(id); });
     request("GET", api + "/likes/?ids=" + query, { cache: mine ? "reload" : "default" })
       .then(function (rows) {
-        rows.forEach(function (row) { show(row.post_id, consistent(row.post_id, row.likes)); });
+        rows.forEach(function (row) {
+          show(row.post_id, consistent(row.post_id, row.likes));
+          showReactions(row.post_id, row.reactions);
+        });
       })
       .catch(function (error) {
         // Placeholders stay; the next like that goes through fetches them again.
