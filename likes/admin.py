@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key import models as library_models
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
-from likes import dashboard, services, transfer, webhooks
+from likes import dashboard, reactions, services, transfer, webhooks
 from likes.conf import conf
 from likes.models import (
     WEBHOOK_EVENTS,
@@ -56,6 +56,27 @@ def range_links(current: str, *, anchor: str = "") -> list[dict]:
         }
         for key, label in RANGE_CHOICES
     ]
+
+
+def reactions_context(within: dashboard.Period, *, post: Post | None = None) -> dict:
+    """The reactions' table and chart of a period (nothing without reactions)."""
+    rows = dashboard.reaction_totals(within, post=post, kinds=reactions.configured())
+    if not rows:
+        return {}
+    series, unit = dashboard.chart_series(within, post=post, reactions=True)
+    if unit == "week":
+        heading = _("Reactions per week, %(period)s")
+    else:
+        heading = _("Reactions per day, %(period)s")
+    heading = heading % {"period": within.label}
+    title = heading if post is None else f"{heading}: {post.title or post.post_id}"
+    return {
+        "reaction_rows": rows,
+        "reactions_heading": heading,
+        "reactions_chart": mark_safe(  # noqa: S308  (svg_chart escapes its texts)
+            dashboard.svg_chart(series, title=title, unit=unit)
+        ),
+    }
 
 
 def chart_context(
@@ -115,6 +136,7 @@ class PostAdmin(admin.ModelAdmin):
             )
             extra_context = {
                 **chart_context(within, post=post, anchor="#history"),
+                **reactions_context(within, post=post),
                 "subtitle": post.title or post.post_id,
                 **(extra_context or {}),
             }
@@ -195,6 +217,7 @@ class PostAdmin(admin.ModelAdmin):
             {
                 **self.admin_site.each_context(request),
                 **chart_context(within),
+                **reactions_context(within),
                 "title": _("Likes dashboard"),
                 "totals": totals,
                 "comparison": dashboard.comparison(totals, within),

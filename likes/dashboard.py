@@ -13,7 +13,7 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from likes.models import Like, Post
+from likes.models import Like, Post, PostReaction
 
 # The periods the dashboard offers, in days; None: since the first like.
 RANGES: dict[str, int | None] = {"7": 7, "30": 30, "90": 90, "365": 365, "all": None}
@@ -47,8 +47,8 @@ class Period:
         return ngettext("last %(n)d day", "last %(n)d days", days) % {"n": days}
 
 
-def _events(post: Post | None = None):
-    events = Like.objects.all()
+def _events(post: Post | None = None, *, reactions: bool = False):
+    events = Like.objects.reactions() if reactions else Like.objects.likes()
     return events if post is None else events.filter(post=post)
 
 
@@ -112,10 +112,14 @@ def totals(
         likes=Sum("likes"), imported=Sum("imported"), posts=Count("pk")
     )
     since = min(previous_start if within.comparable else start, start_of_today)
-    recent = Like.objects.filter(created_at__gte=since).aggregate(
-        today=Count("pk", filter=Q(created_at__gte=start_of_today)),
-        in_period=Count("pk", filter=Q(created_at__gte=start)),
-        previous=Count("pk", filter=Q(created_at__lt=start)),
+    recent = (
+        Like.objects.likes()
+        .filter(created_at__gte=since)
+        .aggregate(
+            today=Count("pk", filter=Q(created_at__gte=start_of_today)),
+            in_period=Count("pk", filter=Q(created_at__gte=start)),
+            previous=Count("pk", filter=Q(created_at__lt=start)),
+        )
     )
     return Totals(
         likes=posts["likes"] or 0,
@@ -130,7 +134,8 @@ def totals(
 def likes_per_post(posts, *, within: Period) -> dict[int, int]:
     """Like events of these posts in the period, by post pk (one query)."""
     rows = (
-        Like.objects.filter(
+        Like.objects.likes()
+        .filter(
             post__in=[post.pk for post in posts],
             created_at__gte=_start_of(within.first),
         )
@@ -139,6 +144,37 @@ def likes_per_post(posts, *, within: Period) -> dict[int, int]:
         .values_list("post", "n")
     )
     return dict(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionTotal:
+    kind: str
+    total: int  # the counter (what the API answers)
+    in_period: int  # events recorded in the period
+
+
+def reaction_totals(
+    within: Period, *, post: Post | None = None, kinds=()
+) -> list[ReactionTotal]:
+    """Each reaction's count and its events in the period (the site's reactions
+    first, in their order, then any others still stored); two queries."""
+    counts = PostReaction.objects.all()
+    if post is not None:
+        counts = counts.filter(post=post)
+    total = dict(
+        counts.values("kind").annotate(n=Sum("count")).values_list("kind", "n")
+    )
+    recent = dict(
+        _events(post, reactions=True)
+        .filter(created_at__gte=_start_of(within.first))
+        .values("kind")
+        .annotate(n=Count("pk"))
+        .values_list("kind", "n")
+    )
+    order = list(dict.fromkeys([*kinds, *sorted(total), *sorted(recent)]))
+    return [
+        ReactionTotal(kind, total.get(kind) or 0, recent.get(kind, 0)) for kind in order
+    ]
 
 
 def comparison(totals: Totals, within: Period) -> str:
@@ -167,17 +203,19 @@ def daily_likes(
     within: Period | None = None,
     post: Post | None = None,
     today: datetime.date | None = None,
+    reactions: bool = False,
 ) -> list[tuple[datetime.date, int]]:
     """Like events per day over a period, oldest first, zeros included.
 
-    ``within`` names the period; ``days`` alone means the last ``days`` days.
+    ``within`` names the period; ``days`` alone means the last ``days`` days;
+    ``reactions``: the reactions' events (all kinds) instead of the likes'.
     """
     if within is None:
         today = today or timezone.localdate()
         days = days or 90
         within = Period(str(days), today - datetime.timedelta(days=days - 1), today)
     # Datetime bounds, not created_at__date: the index on created_at applies.
-    events = _events(post).filter(
+    events = _events(post, reactions=reactions).filter(
         created_at__gte=_start_of(within.first),
         created_at__lt=_start_of(within.last + datetime.timedelta(days=1)),
     )
@@ -205,10 +243,10 @@ def weekly(series: list[tuple[datetime.date, int]]) -> list[tuple[datetime.date,
 
 
 def chart_series(
-    within: Period, *, post: Post | None = None
+    within: Period, *, post: Post | None = None, reactions: bool = False
 ) -> tuple[list[tuple[datetime.date, int]], str]:
     """The bars of a chart and their unit ("day" or "week")."""
-    series = daily_likes(within=within, post=post)
+    series = daily_likes(within=within, post=post, reactions=reactions)
     if len(series) > DAILY_BARS_MAX:
         return weekly(series), "week"
     return series, "day"

@@ -123,8 +123,17 @@ class Post(models.Model):
         return self.post_id
 
 
+class LikeQuerySet(models.QuerySet):
+    def likes(self):
+        """The likes themselves, without the reactions."""
+        return self.filter(kind="")
+
+    def reactions(self):
+        return self.exclude(kind="")
+
+
 class Like(models.Model):
-    """One accepted like: the history behind a post's counter."""
+    """One accepted like (or reaction): the history behind a post's counters."""
 
     post = models.ForeignKey(
         Post, on_delete=models.CASCADE, related_name="events", verbose_name=_("post")
@@ -136,6 +145,8 @@ class Like(models.Model):
     kind = models.CharField(
         _("reaction"), max_length=32, blank=True, default="", db_default=""
     )
+
+    objects = LikeQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("like")

@@ -5,6 +5,7 @@ import io
 import json
 import re
 import sqlite3
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from contextlib import closing, nullcontext
@@ -16,7 +17,8 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from likes.models import Post
+from likes import reactions
+from likes.models import Post, PostReaction
 from likes.services import ServiceError
 from likes.validators import canonical, clean_post_id
 
@@ -82,6 +84,8 @@ class ImportResult:
     errors: list[RowError]
     changes: list[Change] = field(repr=False)
     dry_run: bool
+    # Reaction counts a JSON file carried (``"reactions"``) and that were set.
+    reactions: int = 0
 
     @property
     def imported(self) -> int:
@@ -126,6 +130,10 @@ def import_counts(
         raise TransferError(f"Unknown format {format!r}; use one of {IMPORT_FORMATS}.")
     raw = list(_READERS[format](path))
     rows, errors = _validate(raw)
+    reaction_rows = []
+    if format == "json":
+        reaction_rows, reaction_errors = _read_reactions(path, errors)
+        errors = sorted(errors + reaction_errors, key=lambda e: e.number)
     if strict and errors:
         raise InvalidRowsError(errors)
 
@@ -143,6 +151,8 @@ def import_counts(
                 _upsert(batch_changes)
             done = _report(progress, progress_every, done, batch[-1][0], len(raw))
         _report(progress, progress_every, done, len(raw), len(raw))
+        if not dry_run:
+            _set_reactions(reaction_rows)
 
     created = sum(1 for change in changes if change.before is None)
     return ImportResult(
@@ -154,7 +164,57 @@ def import_counts(
         errors=errors,
         changes=changes,
         dry_run=dry_run,
+        reactions=len(reaction_rows),
     )
+
+
+def _read_reactions(path: Path, errors: list[RowError]):
+    """The ``"reactions"`` of a JSON file's items, as (post id, kind, count), for
+    the items whose like count is imported; and the items whose reactions are not
+    ``{"<reaction>": <count>, ...}``."""
+    refused = {error.number for error in errors}
+    found, problems = [], []
+    for number, item in enumerate(json.loads(_read_text(path)), start=1):
+        given = item.get("reactions")
+        if number in refused or given is None:
+            continue
+        post_id = canonical(item["post_id"])
+        if not isinstance(given, dict):
+            reason = "reactions must be an object of counts."
+            problems.append(RowError(number=number, post_id=post_id, reason=reason))
+            continue
+        mine = []
+        for kind, count in given.items():
+            kind = unicodedata.normalize("NFC", kind)
+            value, reason = _parse_count(count)
+            reason = reactions.name_error(kind) or (reason and f"{kind}: {reason}")
+            if reason:  # the item's reactions are skipped, its likes imported
+                problems.append(RowError(number=number, post_id=post_id, reason=reason))
+                break
+            mine.append((post_id, kind, value))
+        else:
+            found.extend(mine)
+    return found, problems
+
+
+def _set_reactions(rows) -> None:
+    # A file's reaction count is kept unless the post has more here already
+    # (reactions counted since): importing the same file twice changes nothing.
+    table = connection.ops.quote_name(PostReaction._meta.db_table)
+    posts = dict(
+        Post.objects.filter(
+            post_id__in={post_id for post_id, _, _ in rows}
+        ).values_list("post_id", "pk")
+    )
+    with connection.cursor() as cursor:
+        for post_id, kind, count in rows:
+            cursor.execute(
+                f"INSERT INTO {table} (post_id, kind, count) VALUES (%s, %s, %s) "
+                f"ON CONFLICT (post_id, kind) DO UPDATE SET count = CASE WHEN "
+                f"excluded.count > {table}.count THEN excluded.count "
+                f"ELSE {table}.count END",
+                [posts[post_id], kind, count],
+            )
 
 
 def _report(progress, every: int, done: int, now: int, total: int) -> int:
@@ -371,6 +431,14 @@ def _read_json(path: Path) -> list[RawRow]:
 _READERS = {"sqlite": _read_sqlite, "csv": _read_csv, "json": _read_json}
 
 
+def _reactions_by_post() -> dict[int, dict[str, int]]:
+    found: dict[int, dict[str, int]] = {}
+    rows = PostReaction.objects.filter(count__gt=0).order_by("post", "kind")
+    for post, kind, count in rows.values_list("post", "kind", "count").iterator():
+        found.setdefault(post, {})[kind] = count
+    return found
+
+
 # --- Export -------------------------------------------------------------------
 
 
@@ -381,13 +449,13 @@ def export_counts(
     if format not in EXPORT_FORMATS:
         raise TransferError(f"Unknown format {format!r}; use one of {EXPORT_FORMATS}.")
     posts = Post.objects.all() if posts is None else posts
-    rows = posts.top().values_list("post_id", "likes").iterator(chunk_size=2000)
+    rows = posts.top().values_list("pk", "post_id", "likes").iterator(chunk_size=2000)
     written = 0
     if format == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(CSV_HEADER)
-        for row in rows:
-            writer.writerow(row)
+        for _, post_id, likes in rows:
+            writer.writerow((post_id, likes))
             written += 1
         return written
     # Streamed one item behind, so every write is a whole line (a command's
@@ -395,10 +463,15 @@ def export_counts(
     # memory whole.
     out.write("[\n")
     previous = None
-    for post_id, likes in rows:
+    # Reaction counts go along in JSON (``"reactions"``, where a post has any).
+    reacted = _reactions_by_post()
+    for pk, post_id, likes in rows:
         if previous is not None:
             out.write(f"  {previous},\n")
-        previous = json.dumps({"post_id": post_id, "likes": likes}, ensure_ascii=False)
+        item = {"post_id": post_id, "likes": likes}
+        if pk in reacted:
+            item["reactions"] = reacted[pk]
+        previous = json.dumps(item, ensure_ascii=False)
         written += 1
     if previous is not None:
         out.write(f"  {previous}\n")

@@ -213,7 +213,7 @@ def queue_digests(now: datetime.datetime | None = None) -> int:
     now = now or timezone.now()
     day = (now - datetime.timedelta(days=1)).date()
     start = datetime.datetime.combine(day, datetime.time(), tzinfo=datetime.UTC)
-    likes = Like.objects.filter(
+    likes = Like.objects.likes().filter(
         created_at__gte=start, created_at__lt=start + datetime.timedelta(days=1)
     )
     top = (

@@ -680,3 +680,63 @@ def test_help_describes_the_command(name, expected):
 
     for word in expected:
         assert word in help_text
+
+
+# --- reactions in JSON exports and imports ------------------------------------------
+
+
+def reaction_counts():
+    from likes.models import PostReaction
+
+    return {
+        (r.post.post_id, r.kind): r.count
+        for r in PostReaction.objects.select_related("post")
+    }
+
+
+def test_json_export_and_import_carry_reactions(tmp_path):
+    from likes.models import PostReaction
+
+    post = Post.objects.create(post_id="p", likes=2)
+    Post.objects.create(post_id="q", likes=1)
+    PostReaction.objects.create(post=post, kind="👍", count=3)
+    PostReaction.objects.create(post=post, kind="clap", count=1)
+    PostReaction.objects.create(post=post, kind="🎉", count=0)
+    path = tmp_path / "likes.json"
+
+    run("likes_export", "--format", "json", "--output", str(path))
+    exported = json.loads(path.read_text())
+    assert exported == [
+        {"post_id": "p", "likes": 2, "reactions": {"clap": 1, "👍": 3}},
+        {"post_id": "q", "likes": 1},
+    ]
+    Post.objects.all().delete()
+    out, _ = run("likes_import", str(path))
+
+    assert counts() == {"p": 2, "q": 1}
+    assert reaction_counts() == {("p", "👍"): 3, ("p", "clap"): 1}
+    assert "2 reaction counts" in out
+    # Again: nothing changes; reactions counted since are kept.
+    PostReaction.objects.filter(kind="clap").update(count=5)
+    run("likes_import", str(path))
+    assert reaction_counts() == {("p", "👍"): 3, ("p", "clap"): 5}
+
+
+def test_bad_reactions_in_a_json_file_are_row_errors(tmp_path):
+    path = json_file(
+        tmp_path / "bad.json",
+        [
+            {"post_id": "a", "likes": 1, "reactions": {"👍": 2, "not ok": 1}},
+            {"post_id": "b", "likes": 1, "reactions": [1]},
+            {"post_id": "c", "likes": 1, "reactions": {"👍": -1}},
+            {"post_id": "d", "likes": 1, "reactions": {"🎉": 4}},
+        ],
+    )
+
+    _, err = run("likes_import", str(path))
+
+    assert counts() == {"a": 1, "b": 1, "c": 1, "d": 1}  # the likes go in
+    assert reaction_counts() == {("d", "🎉"): 4}  # a's reactions all or none
+    assert "row 1" in err and "row 2" in err and "row 3" in err
+    with pytest.raises(CommandError):
+        run("likes_import", "--strict", str(path))

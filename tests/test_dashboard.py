@@ -504,3 +504,59 @@ def test_dashboard_stays_cheap_with_100k_posts_and_1m_likes(
     assert dashboard_page.status_code == changelist.status_code == HTTPStatus.OK
     assert b'data-total="posts"><strong>100000</strong>' in dashboard_page.content
     assert dashboard_page.content.decode().count("<rect") == 90
+
+
+@pytest.fixture
+def reacted(dataset, settings):
+    """The dataset, with reactions on alpha (some old) and on beta."""
+    from likes.models import PostReaction
+
+    settings.LIKES_REACTIONS = "👍,🎉"
+    now = dataset
+    alpha, beta = Post.objects.get(post_id="alpha"), Post.objects.get(post_id="beta")
+    for post, kind, days in [
+        (alpha, "👍", 0),
+        (alpha, "👍", 1),
+        (alpha, "🎉", 45),
+        (beta, "👍", 2),
+    ]:
+        Like.objects.create(
+            post=post, kind=kind, created_at=now - datetime.timedelta(days=days)
+        )
+    for post, kind, count in [(alpha, "👍", 2), (alpha, "🎉", 1), (beta, "👍", 1)]:
+        PostReaction.objects.create(post=post, kind=kind, count=count)
+    return now
+
+
+def reaction_rows(html: str) -> dict[str, tuple[int, int]]:
+    rows = re.findall(
+        r'<tr data-reaction="([^"]+)"><td>[^<]+</td><td class="num">(\d+)</td>'
+        r'<td class="num">(\d+)</td>',
+        html,
+    )
+    return {kind: (int(total), int(recent)) for kind, total, recent in rows}
+
+
+def test_reactions_are_not_likes_and_have_their_own_table_and_chart(
+    admin_client, reacted
+):
+    html = dashboard_html(admin_client)
+
+    # The likes' figures are those without reactions.
+    assert total(html, "period") == "6"
+    assert reaction_rows(html) == {"👍": (3, 3), "🎉": (1, 0)}
+    assert "Reactions per day, last 30 days" in html
+    assert html.count("<rect") == 60  # the likes' chart and the reactions'
+
+    post = Post.objects.get(post_id="alpha")
+    page = admin_client.get(f"/admin/likes/post/{post.pk}/change/?range=7")
+    page = page.content.decode()
+    assert reaction_rows(page) == {"👍": (2, 2), "🎉": (1, 0)}
+    bars = re.findall(r"<title>\d{4}-\d\d-\d\d: (\d+)</title>", page)
+    assert sum(map(int, bars)) == 3 + 2  # its likes, then its reactions, in 7 days
+
+
+def test_without_reactions_the_dashboard_has_no_reactions_section(
+    admin_client, dataset
+):
+    assert 'id="reactions"' not in dashboard_html(admin_client)

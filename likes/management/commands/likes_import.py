@@ -72,6 +72,7 @@ class Command(BaseCommand):
             f"{result.rows} rows ({result.format}): {result.created} new, "
             f"{result.updated} updated, {result.unchanged} unchanged, "
             f"{result.skipped} skipped."
+            + (f" {result.reactions} reaction counts." if result.reactions else "")
         )
         if dry_run:
             self.stdout.write("Dry run: nothing was written.")
