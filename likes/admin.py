@@ -10,13 +10,14 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key import models as library_models
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
-from likes import dashboard, reactions, services, transfer, webhooks
+from likes import dashboard, reactions, services, sites, transfer, webhooks
 from likes.conf import conf
 from likes.models import (
     WEBHOOK_EVENTS,
     APIKey,
     Delivery,
     Post,
+    Site,
     Webhook,
     default_webhook_events,
 )
@@ -46,24 +47,31 @@ RANGE_CHOICES = (
 POST_PAGE_RANGE = "90"
 
 
-def range_links(current: str, *, anchor: str = "") -> list[dict]:
+def range_links(current: str, *, anchor: str = "", site: str = "") -> list[dict]:
+    also = f"&site={site}" if site else ""
     return [
         {
             "key": key,
             "label": label,
-            "url": f"?range={key}{anchor}",
+            "url": f"?range={key}{also}{anchor}",
             "current": key == current,
         }
         for key, label in RANGE_CHOICES
     ]
 
 
-def reactions_context(within: dashboard.Period, *, post: Post | None = None) -> dict:
+def reactions_context(
+    within: dashboard.Period, *, post: Post | None = None, site=None
+) -> dict:
     """The reactions' table and chart of a period (nothing without reactions)."""
-    rows = dashboard.reaction_totals(within, post=post, kinds=reactions.configured())
+    site_id = None if site is None else site.id
+    kinds = reactions.configured() if site is None else site.kinds()
+    rows = dashboard.reaction_totals(within, post=post, kinds=kinds, site_id=site_id)
     if not rows:
         return {}
-    series, unit = dashboard.chart_series(within, post=post, reactions=True)
+    series, unit = dashboard.chart_series(
+        within, post=post, reactions=True, site_id=site_id
+    )
     if unit == "week":
         heading = _("Reactions per week, %(period)s")
     else:
@@ -80,10 +88,11 @@ def reactions_context(within: dashboard.Period, *, post: Post | None = None) -> 
 
 
 def chart_context(
-    within: dashboard.Period, *, post: Post | None = None, anchor: str = ""
+    within: dashboard.Period, *, post: Post | None = None, anchor: str = "", site=None
 ) -> dict:
     """The chart of a period, for the dashboard or one post's page."""
-    series, unit = dashboard.chart_series(within, post=post)
+    site_id = None if site is None else site.id
+    series, unit = dashboard.chart_series(within, post=post, site_id=site_id)
     if unit == "week":
         heading = _("Likes per week, %(period)s")
     else:
@@ -95,21 +104,94 @@ def chart_context(
         "chart": mark_safe(  # noqa: S308  (svg_chart escapes every text it draws)
             dashboard.svg_chart(series, title=title, unit=unit)
         ),
-        "ranges": range_links(within.key, anchor=anchor),
+        "ranges": range_links(
+            within.key, anchor=anchor, site="" if site is None else site.slug
+        ),
         "period": within,
     }
+
+
+class SiteForm(forms.ModelForm):
+    class Meta:
+        model = Site
+        fields = ("name", "slug", "origins", "reactions", "popular_public")
+        widgets = {"origins": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_origins(self):
+        lines = self.cleaned_data["origins"].replace(",", "\n").split()
+        origins = []
+        for line in lines:
+            origin = line.strip().rstrip("/")
+            if not sites.ORIGIN.fullmatch(origin):
+                raise forms.ValidationError(
+                    _("%(origin)r is not an origin (scheme://host[:port]).")
+                    % {"origin": origin[:100]}
+                )
+            origins.append(origin)
+        taken = {
+            origin: site.name
+            for site in Site.objects.exclude(pk=self.instance.pk)
+            for origin in site.origin_list()
+        }
+        for origin in origins:
+            if origin in taken:
+                raise forms.ValidationError(
+                    _("%(origin)s is already the origin of %(site)s.")
+                    % {"origin": origin, "site": taken[origin]}
+                )
+        return "\n".join(dict.fromkeys(origins))
+
+    def clean_reactions(self):
+        names, problems = reactions.parse(self.cleaned_data["reactions"])
+        if problems:
+            raise forms.ValidationError(" ".join(problems))
+        return ",".join(names)
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    form = SiteForm
+    list_display = ("name", "slug", "origin_lines", "reactions", "popular_public")
+
+    @admin.display(description=_("origins"))
+    def origin_lines(self, site):
+        shown = site.origin_list()
+        if site.is_default:
+            shown = [*shown, "+ CORS_ORIGINS"]
+        return ", ".join(shown) or "–"
+
+    def has_delete_permission(self, request, obj=None):
+        # The default site holds a single-site install's posts; any site with
+        # posts is protected by the database (PROTECT).
+        return obj is None or not obj.is_default
 
 
 @admin.register(Post)
 class PostAdmin(admin.ModelAdmin):
     list_display = ("post", "likes", "imported", "last_liked_at", "on_the_blog")
+    list_filter = ("site",)
     ordering = ("-likes", "post_id")
     search_fields = ("post_id", "title")
     list_per_page = 50
     # COUNT(*) of the whole table on every page is slow with 100k posts.
     show_full_result_count = False
-    fields = ("post_id", "title", "likes", "imported", "created_at", "last_liked_at")
-    readonly_fields = ("post_id", "title", "imported", "created_at", "last_liked_at")
+    fields = (
+        "site",
+        "post_id",
+        "title",
+        "likes",
+        "imported",
+        "created_at",
+        "last_liked_at",
+    )
+    readonly_fields = (
+        "site",
+        "post_id",
+        "title",
+        "imported",
+        "created_at",
+        "last_liked_at",
+    )
     actions = ("export_csv", "merge_posts")
 
     def has_add_permission(self, request):
@@ -134,9 +216,10 @@ class PostAdmin(admin.ModelAdmin):
             within = dashboard.period(
                 request.GET.get("range"), post=post, default=POST_PAGE_RANGE
             )
+            site = sites.named_by_id(post.site_id)
             extra_context = {
                 **chart_context(within, post=post, anchor="#history"),
-                **reactions_context(within, post=post),
+                **reactions_context(within, post=post, site=site),
                 "subtitle": post.title or post.post_id,
                 **(extra_context or {}),
             }
@@ -146,7 +229,9 @@ class PostAdmin(admin.ModelAdmin):
         # The only editable field is the count: a correction, which the admin
         # logs in the post's history like any change.
         if change and "likes" in form.changed_data:
-            services.post_set_count(post_id=obj.post_id, likes=obj.likes)
+            services.post_set_count(
+                post_id=obj.post_id, likes=obj.likes, site_id=obj.site_id
+            )
 
     @admin.action(description=_("Export selected posts as CSV"))
     def export_csv(self, request, queryset):
@@ -158,15 +243,24 @@ class PostAdmin(admin.ModelAdmin):
     @admin.action(description=_("Merge selected posts into one (renamed URL)"))
     def merge_posts(self, request, queryset):
         post_ids = list(queryset.values_list("post_id", flat=True))
+        site_ids = set(queryset.values_list("site_id", flat=True))
+        if len(site_ids) > 1:
+            self.message_user(
+                request, _("Posts of different sites cannot be merged."), messages.ERROR
+            )
+            return None
+        (site_id,) = site_ids or {sites.DEFAULT_SITE_ID}
         if "apply" in request.POST:
             target, error = clean_post_id(request.POST.get("target", "").strip())
             if error:
                 self.message_user(request, error, messages.ERROR)
                 return None
-            result = services.post_merge(sources=post_ids, target=target)
+            result = services.post_merge(
+                sources=post_ids, target=target, site_id=site_id
+            )
             self.log_change(
                 request,
-                Post.objects.get(post_id=target),
+                Post.objects.get(site_id=site_id, post_id=target),
                 f"Merged {', '.join(result.merged)} into {target}",
             )
             self.message_user(
@@ -207,8 +301,16 @@ class PostAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             return redirect("admin:index")
         within = dashboard.period(request.GET.get("range"))
-        totals = dashboard.totals(within=within)
-        top = list(Post.objects.top(10))
+        site = None
+        if slug := request.GET.get("site"):
+            try:
+                site = sites.named(slug)
+            except sites.UnknownSite:
+                site = None
+        site_id = None if site is None else site.id
+        totals = dashboard.totals(within=within, site_id=site_id)
+        posts = Post.objects.select_related("site")
+        top = list((posts if site is None else posts.filter(site_id=site_id)).top(10))
         in_period = dashboard.likes_per_post(top, within=within)
         csv_url = reverse("admin:likes_dashboard_csv")
         return TemplateResponse(
@@ -216,9 +318,11 @@ class PostAdmin(admin.ModelAdmin):
             "admin/likes/dashboard.html",
             {
                 **self.admin_site.each_context(request),
-                **chart_context(within),
-                **reactions_context(within),
+                **chart_context(within, site=site),
+                **reactions_context(within, site=site),
                 "title": _("Likes dashboard"),
+                "site": site,
+                "site_links": site_links(site, within),
                 "totals": totals,
                 "comparison": dashboard.comparison(totals, within),
                 "top_posts": [
@@ -243,11 +347,34 @@ class PostAdmin(admin.ModelAdmin):
         return response
 
 
+def site_links(current, within) -> list[dict]:
+    """The dashboard's site filter (none on a single-site install)."""
+    every = list(sites.registry.fresh().by_slug.values())
+    if len(every) < 2:
+        return []
+    links = [
+        {
+            "label": _("All sites"),
+            "url": f"?range={within.key}",
+            "current": current is None,
+        }
+    ]
+    links += [
+        {
+            "label": site.name,
+            "url": f"?range={within.key}&site={site.slug}",
+            "current": current is not None and current.id == site.id,
+        }
+        for site in every
+    ]
+    return links
+
+
 @admin.register(APIKey)
 class APIKeyAdmin(APIKeyModelAdmin):
     """Create (the key is shown once), revoke and review stats API keys."""
 
-    list_display = (*APIKeyModelAdmin.list_display, "last_used_at")
+    list_display = (*APIKeyModelAdmin.list_display, "site", "last_used_at")
     empty_value_display = _("never")
 
     def get_readonly_fields(self, request, obj=None):
@@ -265,7 +392,7 @@ class WebhookForm(forms.ModelForm):
 
     class Meta:
         model = Webhook
-        fields = ("name", "url", "events", "milestones", "active")
+        fields = ("name", "url", "site", "events", "milestones", "active")
 
     def clean_url(self):
         url = self.cleaned_data["url"]
@@ -286,7 +413,15 @@ class WebhookForm(forms.ModelForm):
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     form = WebhookForm
-    list_display = ("name", "url", "active", "event_list", "pending", "failed")
+    list_display = (
+        "name",
+        "url",
+        "site",
+        "active",
+        "event_list",
+        "pending",
+        "failed",
+    )
     list_filter = ("active",)
     readonly_fields = ("signing_secret", "created_at")
 

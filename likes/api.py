@@ -2,8 +2,10 @@
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import viewsets
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
+from likes import sites
 from likes.models import Post
 from likes.permissions import HasStatsAPIKey
 from likes.serializers import ErrorSerializer, PostCountSerializer
@@ -25,4 +27,16 @@ class StatsViewSet(viewsets.ViewSet):
         },
     )
     def list(self, request):
-        return Response(list(Post.objects.top().values("post_id", "likes")))
+        # A site's key reads its site; an instance-wide key (or ADMIN_API_KEY)
+        # reads the one ``?site=`` names, else the default site.
+        scoped = getattr(request._request, "likes_key_site_id", None)
+        try:
+            site = sites.named(request.query_params.get("site"))
+        except sites.UnknownSite as exc:
+            raise NotFound(f"No site {str(exc)[:64]!r}.") from None
+        named = request.query_params.get("site")
+        if scoped is not None and named and site.id != scoped:
+            raise PermissionDenied("This key reads another site's stats.")
+        site_id = scoped if scoped is not None else site.id
+        posts = Post.objects.filter(site_id=site_id)
+        return Response(list(posts.top().values("post_id", "likes")))

@@ -47,8 +47,12 @@ class Period:
         return ngettext("last %(n)d day", "last %(n)d days", days) % {"n": days}
 
 
-def _events(post: Post | None = None, *, reactions: bool = False):
+def _events(
+    post: Post | None = None, *, reactions: bool = False, site_id: int | None = None
+):
     events = Like.objects.reactions() if reactions else Like.objects.likes()
+    if site_id is not None:
+        events = events.filter(post__site_id=site_id)
     return events if post is None else events.filter(post=post)
 
 
@@ -100,20 +104,27 @@ class Totals:
 
 
 def totals(
-    *, within: Period | None = None, now: datetime.datetime | None = None
+    *,
+    within: Period | None = None,
+    now: datetime.datetime | None = None,
+    site_id: int | None = None,
 ) -> Totals:
-    """Headline numbers: two queries whatever the size of the data."""
+    """Headline numbers: two queries whatever the size of the data (one site's,
+    or all sites')."""
     now = now or timezone.now()
     within = within or period(None, today=timezone.localdate(now))
     start_of_today = _start_of(timezone.localdate(now))
     start = _start_of(within.first)
     previous_start = _start_of(within.first - datetime.timedelta(days=within.days))
-    posts = Post.objects.aggregate(
+    posts = Post.objects.all()
+    if site_id is not None:
+        posts = posts.filter(site_id=site_id)
+    posts = posts.aggregate(
         likes=Sum("likes"), imported=Sum("imported"), posts=Count("pk")
     )
     since = min(previous_start if within.comparable else start, start_of_today)
     recent = (
-        Like.objects.likes()
+        _events(site_id=site_id)
         .filter(created_at__gte=since)
         .aggregate(
             today=Count("pk", filter=Q(created_at__gte=start_of_today)),
@@ -154,18 +165,20 @@ class ReactionTotal:
 
 
 def reaction_totals(
-    within: Period, *, post: Post | None = None, kinds=()
+    within: Period, *, post: Post | None = None, kinds=(), site_id: int | None = None
 ) -> list[ReactionTotal]:
     """Each reaction's count and its events in the period (the site's reactions
     first, in their order, then any others still stored); two queries."""
     counts = PostReaction.objects.all()
     if post is not None:
         counts = counts.filter(post=post)
+    if site_id is not None:
+        counts = counts.filter(post__site_id=site_id)
     total = dict(
         counts.values("kind").annotate(n=Sum("count")).values_list("kind", "n")
     )
     recent = dict(
-        _events(post, reactions=True)
+        _events(post, reactions=True, site_id=site_id)
         .filter(created_at__gte=_start_of(within.first))
         .values("kind")
         .annotate(n=Count("pk"))
@@ -204,6 +217,7 @@ def daily_likes(
     post: Post | None = None,
     today: datetime.date | None = None,
     reactions: bool = False,
+    site_id: int | None = None,
 ) -> list[tuple[datetime.date, int]]:
     """Like events per day over a period, oldest first, zeros included.
 
@@ -215,7 +229,7 @@ def daily_likes(
         days = days or 90
         within = Period(str(days), today - datetime.timedelta(days=days - 1), today)
     # Datetime bounds, not created_at__date: the index on created_at applies.
-    events = _events(post, reactions=reactions).filter(
+    events = _events(post, reactions=reactions, site_id=site_id).filter(
         created_at__gte=_start_of(within.first),
         created_at__lt=_start_of(within.last + datetime.timedelta(days=1)),
     )
@@ -243,10 +257,14 @@ def weekly(series: list[tuple[datetime.date, int]]) -> list[tuple[datetime.date,
 
 
 def chart_series(
-    within: Period, *, post: Post | None = None, reactions: bool = False
+    within: Period,
+    *,
+    post: Post | None = None,
+    reactions: bool = False,
+    site_id: int | None = None,
 ) -> tuple[list[tuple[datetime.date, int]], str]:
     """The bars of a chart and their unit ("day" or "week")."""
-    series = daily_likes(within=within, post=post, reactions=reactions)
+    series = daily_likes(within=within, post=post, reactions=reactions, site_id=site_id)
     if len(series) > DAILY_BARS_MAX:
         return weekly(series), "week"
     return series, "day"

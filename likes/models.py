@@ -25,31 +25,90 @@ class Stats:
     likes: int
 
 
+# The site every install has (migration likes.0008): its posts are those of a
+# single-site install, its origins CORS_ORIGINS plus its own.
+DEFAULT_SITE_ID = 1
+
+
+class Site(models.Model):
+    """A blog served by this instance: its origins, reactions and posts."""
+
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(
+        _("slug"),
+        max_length=50,
+        unique=True,
+        help_text=_("The widget's data-site, the commands' --site."),
+    )
+    origins = models.TextField(
+        _("origins"),
+        blank=True,
+        default="",
+        help_text=_(
+            "The blog's origins, one per line (https://blog.example.com); the "
+            "default site also takes CORS_ORIGINS."
+        ),
+    )
+    reactions = models.CharField(
+        _("reactions"),
+        max_length=300,
+        blank=True,
+        default="",
+        help_text=_(
+            "Up to 8 emoji or short names, comma-separated; empty: LIKES_REACTIONS."
+        ),
+    )
+    popular_public = models.BooleanField(
+        _("public popular list"),
+        default=True,
+        help_text=_("Whether GET /api/popular answers for this site."),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("site")
+        verbose_name_plural = _("sites")
+        ordering = ("pk",)
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_default(self) -> bool:
+        return self.pk == DEFAULT_SITE_ID
+
+    def origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.origins.replace(",", "\n").split()]
+
+
 class PostQuerySet(models.QuerySet):
     # The two reads behind every page view run as plain SQL: building the same
     # ORM query on each request cost more than the query itself (see the
     # benchmark in tests/benchmarks).
-    def _counts(self, post_ids) -> dict[str, int]:
+    def _counts(self, post_ids, site_id: int) -> dict[str, int]:
         connection = connections[self.db]
         table = connection.ops.quote_name(self.model._meta.db_table)
         marks = ", ".join(["%s"] * len(post_ids))
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT post_id, likes FROM {table} WHERE post_id IN ({marks})",
-                list(post_ids),
+                f"SELECT post_id, likes FROM {table} "
+                f"WHERE site_id = %s AND post_id IN ({marks})",
+                [site_id, *post_ids],
             )
             return dict(cursor.fetchall())
 
-    def count_for(self, post_id: str) -> int:
+    def count_for(self, post_id: str, site_id: int = DEFAULT_SITE_ID) -> int:
         """Return the like count of one post; 0 when it has never been liked."""
-        return self._counts([post_id]).get(post_id, 0)
+        return self._counts([post_id], site_id).get(post_id, 0)
 
-    def counts_for(self, post_ids) -> dict[str, int]:
+    def counts_for(self, post_ids, site_id: int = DEFAULT_SITE_ID) -> dict[str, int]:
         """Return ``{post_id: likes}`` for the given ids, 0 for unknown ones."""
-        found = self._counts(post_ids) if post_ids else {}
+        found = self._counts(post_ids, site_id) if post_ids else {}
         return {post_id: found.get(post_id, 0) for post_id in post_ids}
 
-    def reactions_for(self, post_ids, kinds) -> dict[str, dict[str, int]]:
+    def reactions_for(
+        self, post_ids, kinds, site_id: int = DEFAULT_SITE_ID
+    ) -> dict[str, dict[str, int]]:
         """``{post_id: {kind: count}}`` for the given ids and reactions, 0 for
         none yet (the site's reactions, in their order)."""
         found: dict[str, dict[str, int]] = {}
@@ -62,8 +121,9 @@ class PostQuerySet(models.QuerySet):
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SELECT p.post_id, r.kind, r.count FROM {counts} r "
-                    f"JOIN {posts} p ON p.id = r.post_id WHERE p.post_id IN ({marks})",
-                    list(post_ids),
+                    f"JOIN {posts} p ON p.id = r.post_id "
+                    f"WHERE p.site_id = %s AND p.post_id IN ({marks})",
+                    [site_id, *post_ids],
                 )
                 for post_id, kind, count in cursor.fetchall():
                     found.setdefault(post_id, {})[kind] = count
@@ -88,7 +148,15 @@ class PostQuerySet(models.QuerySet):
 
 
 class Post(models.Model):
-    post_id = models.CharField(_("post id"), max_length=POST_ID_MAX_LENGTH, unique=True)
+    site = models.ForeignKey(
+        Site,
+        on_delete=models.PROTECT,
+        related_name="posts",
+        verbose_name=_("site"),
+        default=DEFAULT_SITE_ID,
+        db_default=DEFAULT_SITE_ID,
+    )
+    post_id = models.CharField(_("post id"), max_length=POST_ID_MAX_LENGTH)
     # The page title the widget sent with the latest counted like; display only.
     title = models.CharField(
         _("title"),
@@ -116,8 +184,14 @@ class Post(models.Model):
             models.CheckConstraint(
                 condition=models.Q(imported__gte=0), name="likes_post_imported_gte_0"
             ),
+            # Post ids are unique per site.
+            models.UniqueConstraint(
+                fields=["site", "post_id"], name="likes_post_site_post_id"
+            ),
         ]
-        indexes = [models.Index(fields=["-likes", "post_id"], name="likes_post_top")]
+        indexes = [
+            models.Index(fields=["site", "-likes", "post_id"], name="likes_post_top")
+        ]
 
     def __str__(self):
         return self.post_id
@@ -238,6 +312,16 @@ class APIKey(AbstractAPIKey):
     """A key for the stats API. Only its prefix and a salted hash are stored."""
 
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    # The site whose stats it reads; none: any site (``?site=``, else the default).
+    site = models.ForeignKey(
+        Site,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="api_keys",
+        verbose_name=_("site"),
+        help_text=_("Empty: every site."),
+    )
 
     objects = APIKeyManager()
 
@@ -267,6 +351,15 @@ class Webhook(models.Model):
         help_text=_("Like counts that send milestone.reached, comma-separated."),
     )
     active = models.BooleanField(_("active"), default=True)
+    site = models.ForeignKey(
+        Site,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="webhooks",
+        verbose_name=_("site"),
+        help_text=_("Empty: the events of every site."),
+    )
     # Its secret is derived from DJANGO_SECRET_KEY and this (never stored).
     key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now)

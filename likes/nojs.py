@@ -24,7 +24,7 @@ def is_form_post(request) -> bool:
     return "text/html" in request.META.get("HTTP_ACCEPT", "")
 
 
-def _origin_of(url: str) -> str | None:
+def origin_of(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         port = parts.port  # ValueError on a malformed port
@@ -49,7 +49,7 @@ def return_url(request, *, allowed) -> str | None:
     """
     origin = request.META.get("HTTP_ORIGIN")
     back = request.POST.get("return", "") if _is_form_body(request) else ""
-    back_origin = _origin_of(back) if back and len(back) <= 2000 else None
+    back_origin = origin_of(back) if back and len(back) <= 2000 else None
     if origin is None:  # an older browser: the page's own claim
         origin = back_origin
     # "null" (a sandboxed or privacy-sensitive page) names no site: refused.

@@ -24,6 +24,14 @@ POST_ID = {
         "pattern": f"^{ID}$",
     },
 }
+SITE = {
+    "name": "site",
+    "in": "query",
+    "required": False,
+    "description": "The site's slug (several blogs on one service); default: the "
+    "site of the request's Origin, else the default site.",
+    "schema": {"type": "string"},
+}
 RATE_HEADERS = {
     name: {"schema": {"type": "string"}}
     for name in ("RateLimit", "RateLimit-Policy", "X-RateLimit-Remaining")
@@ -120,7 +128,7 @@ PATHS = {
             "summary": "The like count of one post (0 if never liked).",
             "tags": ["likes"],
             "security": [],
-            "parameters": [POST_ID],
+            "parameters": [POST_ID, SITE],
             "responses": {
                 "200": _json(_ref("LikeCount"), "The count", RATE_HEADERS),
                 **ERRORS,
@@ -132,6 +140,7 @@ PATHS = {
             "tags": ["likes"],
             "security": [],
             "parameters": [
+                SITE,
                 POST_ID,
                 {
                     "name": "reaction",
@@ -174,6 +183,7 @@ PATHS = {
             "tags": ["likes"],
             "security": [],
             "parameters": [
+                SITE,
                 POST_ID,
                 {
                     "name": "X-Like-Receipt",
@@ -208,6 +218,7 @@ PATHS = {
             "tags": ["likes"],
             "security": [],
             "parameters": [
+                SITE,
                 {
                     "name": "ids",
                     "in": "query",
@@ -217,7 +228,7 @@ PATHS = {
                         "type": "string",
                         "pattern": f"^{ID}(,{ID}){{0,99}}$",
                     },
-                }
+                },
             ],
             "responses": {
                 "200": _json(
@@ -236,13 +247,14 @@ PATHS = {
             "tags": ["likes"],
             "security": [],
             "parameters": [
+                SITE,
                 {
                     "name": "limit",
                     "in": "query",
                     "required": False,
                     "description": "How many posts, 1 to 50 (default 10).",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 50},
-                }
+                },
             ],
             "responses": {
                 "200": _json(

@@ -16,12 +16,13 @@ API_KEY_HEADER = "HTTP_X_API_KEY"
 LAST_USED_RESOLUTION = datetime.timedelta(minutes=1)
 
 
-def api_key_is_valid(presented: str) -> bool:
+def api_key_is_valid(presented: str, found: dict | None = None) -> bool:
     """Tell whether ``presented`` is an accepted stats API key.
 
     Accepted: ``ADMIN_API_KEY`` (compared in constant time) or an unrevoked,
     unexpired key created in the admin or with ``likes_apikey``. With neither
-    configured the stats API is closed: there is no fallback key.
+    configured the stats API is closed: there is no fallback key. A key of
+    one site puts that site's id in ``found["site_id"]`` (None: any site).
     """
     if not presented:
         return False
@@ -36,6 +37,8 @@ def api_key_is_valid(presented: str) -> bool:
         return False
     if key.has_expired:
         return False
+    if found is not None:
+        found["site_id"] = key.site_id
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         # Bookkeeping: a full disk must not refuse a valid key.
@@ -72,7 +75,9 @@ def key_accepted(request, presented: str) -> bool:
     )
     if seen is not None and (seen.exceeded or seen.remaining == 0):
         raise TooManyKeyAttempts(seen)
-    if api_key_is_valid(presented):
+    found = {"site_id": None}
+    if api_key_is_valid(presented, found):
+        request.likes_key_site_id = found["site_id"]
         return True
     ratelimit.check(request, policy=policy, rate=rate, fail_open=True)
     return False

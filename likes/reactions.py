@@ -85,6 +85,18 @@ def _setting():
     return tuple(value) if isinstance(value, list) else value
 
 
+def configured_from(value: str) -> tuple[str, ...]:
+    """The reactions of a site's own list (as ``configured``)."""
+    return _configured(value)[0]
+
+
+def resolve_in(value: str, name) -> str | None:
+    """The reaction of a site's own list a client's ``name`` is, or None."""
+    if not isinstance(name, str) or len(name) > 64:
+        return None
+    return _configured(value)[1].get(key(name))
+
+
 def configured() -> tuple[str, ...]:
     """The site's reactions, in the order of the setting (empty: none)."""
     return _configured(_setting())[0]

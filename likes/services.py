@@ -18,7 +18,7 @@ from django.utils import timezone
 from likes import webhooks
 from likes.conf import conf
 from likes.metrics import likes_added, likes_duplicates, likes_removed
-from likes.models import DedupeSalt, Like, Post, PostReaction
+from likes.models import DEFAULT_SITE_ID, DedupeSalt, Like, Post, PostReaction
 from likes.validators import canonical, clean_post_id
 
 logger = logging.getLogger("likes.services")
@@ -102,9 +102,9 @@ def _increment_sql() -> str:
     table = connection.ops.quote_name(Post._meta.db_table)
     return (
         "INSERT INTO "
-        f"{table} (post_id, title, likes, imported, created_at, last_liked_at) "
-        "VALUES (%s, %s, 1, 0, %s, %s) "
-        f"ON CONFLICT (post_id) DO UPDATE SET likes = {table}.likes + 1, "
+        f"{table} (site_id, post_id, title, likes, imported, created_at, "
+        "last_liked_at) VALUES (%s, %s, %s, 1, 0, %s, %s) "
+        f"ON CONFLICT (site_id, post_id) DO UPDATE SET likes = {table}.likes + 1, "
         "last_liked_at = excluded.last_liked_at, "
         # A like without a title keeps the one the post has.
         f"title = COALESCE(NULLIF(excluded.title, ''), {table}.title) "
@@ -117,9 +117,9 @@ def _touch_post_sql() -> str:
     table = connection.ops.quote_name(Post._meta.db_table)
     return (
         "INSERT INTO "
-        f"{table} (post_id, title, likes, imported, created_at, last_liked_at) "
-        "VALUES (%s, %s, 0, 0, %s, NULL) "
-        "ON CONFLICT (post_id) DO UPDATE SET "
+        f"{table} (site_id, post_id, title, likes, imported, created_at, "
+        "last_liked_at) VALUES (%s, %s, %s, 0, 0, %s, NULL) "
+        "ON CONFLICT (site_id, post_id) DO UPDATE SET "
         f"title = COALESCE(NULLIF(excluded.title, ''), {table}.title) "
         "RETURNING id, likes, title"
     )
@@ -155,6 +155,7 @@ def like_add(
     visitor_hashes: list[str] | tuple = (),
     title: str = "",
     kind: str = "",
+    site_id: int = DEFAULT_SITE_ID,
 ) -> LikeResult:
     """Record one like of ``post_id`` and return the count after it.
 
@@ -172,10 +173,10 @@ def like_add(
                 cursor.execute(_seen_sql(len(visitor_hashes)), list(visitor_hashes))
                 if cursor.fetchone():
                     likes_duplicates.inc()
-                    return _unchanged(post_id)
+                    return _unchanged(post_id, site_id)
             stored_hash = visitor_hashes[0] if visitor_hashes else ""
             if kind:
-                cursor.execute(_touch_post_sql(), [post_id, title, db_now])
+                cursor.execute(_touch_post_sql(), [site_id, post_id, title, db_now])
                 pk, likes, _ = cursor.fetchone()
                 cursor.execute(_react_sql(), [pk, kind])
                 cursor.execute(
@@ -183,13 +184,19 @@ def like_add(
                 )
                 (like_id,) = cursor.fetchone()
             else:
-                cursor.execute(_increment_sql(), [post_id, title, db_now, db_now])
+                cursor.execute(
+                    _increment_sql(), [site_id, post_id, title, db_now, db_now]
+                )
                 pk, likes, stored_title = cursor.fetchone()
                 cursor.execute(_insert_like_sql(), [pk, db_now, stored_hash])
                 (like_id,) = cursor.fetchone()
                 # In the same transaction: the events exist exactly if the like does.
                 webhooks.like_added(
-                    post_pk=pk, post_id=post_id, title=stored_title, likes=likes
+                    post_pk=pk,
+                    post_id=post_id,
+                    title=stored_title,
+                    likes=likes,
+                    site_id=site_id,
                 )
     except IntegrityError:
         # The same visitor's like committed first (PostgreSQL, concurrent
@@ -198,7 +205,7 @@ def like_add(
         if not visitor_hashes or not _seen(visitor_hashes):
             raise
         likes_duplicates.inc()
-        return _unchanged(post_id)
+        return _unchanged(post_id, site_id)
     likes_added.inc()
     return LikeResult(post_id=post_id, likes=likes, like_id=like_id)
 
@@ -209,35 +216,39 @@ def _seen(visitor_hashes) -> bool:
         return cursor.fetchone() is not None
 
 
-def like_remove(*, post_id: str, like_id: int) -> LikeResult:
+def like_remove(
+    *, post_id: str, like_id: int, site_id: int = DEFAULT_SITE_ID
+) -> LikeResult:
     """Remove exactly the like ``like_id`` of ``post_id``; a no-op when gone."""
     with writer_lock(), transaction.atomic():
-        like = Like.objects.filter(pk=like_id, post__post_id=post_id)
+        like = Like.objects.filter(
+            pk=like_id, post__post_id=post_id, post__site_id=site_id
+        )
         kind = like.values_list("kind", flat=True).first()
         deleted, _ = like.delete()
         if deleted and kind:
             PostReaction.objects.filter(
-                post__post_id=post_id, kind=kind, count__gt=0
+                post__post_id=post_id, post__site_id=site_id, kind=kind, count__gt=0
             ).update(count=F("count") - 1)
         elif deleted:
-            Post.objects.filter(post_id=post_id, likes__gt=0).update(
+            Post.objects.filter(site_id=site_id, post_id=post_id, likes__gt=0).update(
                 likes=F("likes") - 1
             )
-            webhooks.like_removed(post_id=post_id)
+            webhooks.like_removed(post_id=post_id, site_id=site_id)
     if deleted:
         likes_removed.inc()
     return LikeResult(
         post_id=post_id,
-        likes=Post.objects.count_for(post_id),
+        likes=Post.objects.count_for(post_id, site_id),
         like_id=like_id,
         changed=bool(deleted),
     )
 
 
-def _unchanged(post_id: str) -> LikeResult:
+def _unchanged(post_id: str, site_id: int = DEFAULT_SITE_ID) -> LikeResult:
     return LikeResult(
         post_id=post_id,
-        likes=Post.objects.count_for(post_id),
+        likes=Post.objects.count_for(post_id, site_id),
         like_id=None,
         changed=False,
     )
@@ -342,13 +353,20 @@ class MergeResult:
     merged: list[str]
 
 
-def post_merge(*, sources: list[str], target: str) -> MergeResult:
-    """Fold the posts ``sources`` into ``target`` (a renamed URL): counts, imported
-    counts and like history move, the source posts go. ``target`` may be new."""
+def post_merge(
+    *, sources: list[str], target: str, site_id: int = DEFAULT_SITE_ID
+) -> MergeResult:
+    """Fold the posts ``sources`` into ``target`` (a renamed URL), all of one site:
+    counts, imported counts, reactions and like history move, the source posts go.
+    ``target`` may be new."""
     sources = [s for s in dict.fromkeys(sources) if s != target]
     with writer_lock(), transaction.atomic():
-        posts = list(Post.objects.select_for_update().filter(post_id__in=sources))
-        into, _ = Post.objects.get_or_create(post_id=target)
+        posts = list(
+            Post.objects.select_for_update().filter(
+                site_id=site_id, post_id__in=sources
+            )
+        )
+        into, _ = Post.objects.get_or_create(site_id=site_id, post_id=target)
         if posts:
             Like.objects.filter(post__in=posts).update(post=into)
             _merge_reactions(posts, into)
@@ -397,7 +415,7 @@ class RenameResult:
     merged_into_existing: bool
 
 
-def post_rename(*, old: str, new: str) -> RenameResult:
+def post_rename(*, old: str, new: str, site_id: int = DEFAULT_SITE_ID) -> RenameResult:
     """Move post ``old`` with its count and history to ``new`` (merged if it exists)."""
     old = canonical(old)
     new, error = clean_post_id(new)
@@ -405,10 +423,10 @@ def post_rename(*, old: str, new: str) -> RenameResult:
         raise ServiceError(f"{new!r} is not a valid post id: {error}")
     if old == new:
         raise ServiceError("The old and the new post id are the same.")
-    if not Post.objects.filter(post_id=old).exists():
+    if not Post.objects.filter(site_id=site_id, post_id=old).exists():
         raise ServiceError(f"No post {old!r}.")
-    existed = Post.objects.filter(post_id=new).exists()
-    result = post_merge(sources=[old], target=new)
+    existed = Post.objects.filter(site_id=site_id, post_id=new).exists()
+    result = post_merge(sources=[old], target=new, site_id=site_id)
     if old not in result.merged:
         raise ServiceError(f"Post {old!r} was removed meanwhile; nothing moved.")
     return RenameResult(
@@ -416,12 +434,12 @@ def post_rename(*, old: str, new: str) -> RenameResult:
     )
 
 
-def post_set_count(*, post_id: str, likes: int) -> Post:
+def post_set_count(*, post_id: str, likes: int, site_id: int = DEFAULT_SITE_ID) -> Post:
     """Correct a post's count by hand (the admin logs who did it)."""
     if likes < 0:
         raise ValueError("A count cannot be negative.")
     with writer_lock(), transaction.atomic():
-        post = Post.objects.select_for_update().get(post_id=post_id)
+        post = Post.objects.select_for_update().get(site_id=site_id, post_id=post_id)
         post.likes = likes
         post.imported = min(post.imported, likes)
         post.save(update_fields=["likes", "imported"])

@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from likes import reactions
-from likes.models import Post, PostReaction
+from likes.models import DEFAULT_SITE_ID, Post, PostReaction
 from likes.services import ServiceError
 from likes.validators import canonical, clean_post_id
 
@@ -31,9 +31,9 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 CSV_HEADER = ["post_id", "likes"]
 # Report progress every this many rows, on files longer than that.
 PROGRESS_EVERY = 10_000
-# Rows per upsert statement: 4 parameters each stays under SQLite's old limit
+# Rows per upsert statement: 5 parameters each stays under SQLite's old limit
 # of 999 bound parameters.
-BATCH_SIZE = 200
+BATCH_SIZE = 190
 # The largest value a BigIntegerField holds.
 MAX_COUNT = 2**63 - 1
 WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+", re.ASCII)
@@ -121,6 +121,7 @@ def import_counts(
     strict: bool = False,
     progress: Callable[[int, int], None] | None = None,
     progress_every: int = PROGRESS_EVERY,
+    site_id: int = DEFAULT_SITE_ID,
 ) -> ImportResult:
     """Import like counts from a file of the original service or likes_export."""
     path = Path(path)
@@ -144,15 +145,15 @@ def import_counts(
     with nullcontext() if dry_run else transaction.atomic():
         for start in range(0, len(rows), BATCH_SIZE):
             batch = rows[start : start + BATCH_SIZE]
-            batch_changes = _plan(batch)
+            batch_changes = _plan(batch, site_id)
             unchanged += len(batch) - len(batch_changes)
             changes += batch_changes
             if not dry_run and batch_changes:
-                _upsert(batch_changes)
+                _upsert(batch_changes, site_id)
             done = _report(progress, progress_every, done, batch[-1][0], len(raw))
         _report(progress, progress_every, done, len(raw), len(raw))
         if not dry_run:
-            _set_reactions(reaction_rows)
+            _set_reactions(reaction_rows, site_id)
 
     created = sum(1 for change in changes if change.before is None)
     return ImportResult(
@@ -197,13 +198,13 @@ def _read_reactions(path: Path, errors: list[RowError]):
     return found, problems
 
 
-def _set_reactions(rows) -> None:
+def _set_reactions(rows, site_id: int) -> None:
     # A file's reaction count is kept unless the post has more here already
     # (reactions counted since): importing the same file twice changes nothing.
     table = connection.ops.quote_name(PostReaction._meta.db_table)
     posts = dict(
         Post.objects.filter(
-            post_id__in={post_id for post_id, _, _ in rows}
+            site_id=site_id, post_id__in={post_id for post_id, _, _ in rows}
         ).values_list("post_id", "pk")
     )
     with connection.cursor() as cursor:
@@ -225,14 +226,14 @@ def _report(progress, every: int, done: int, now: int, total: int) -> int:
     return now
 
 
-def _plan(batch: list[tuple[int, str, int]]) -> list[Change]:
+def _plan(batch: list[tuple[int, str, int]], site_id: int) -> list[Change]:
     # A row's count replaces the post's imported part and moves its likes by
     # the difference: likes counted here since the last import are kept, and
     # the same file imported again changes nothing.
     known = {
         post_id: (likes, imported)
         for post_id, likes, imported in Post.objects.filter(
-            post_id__in=[post_id for _, post_id, _ in batch]
+            site_id=site_id, post_id__in=[post_id for _, post_id, _ in batch]
         ).values_list("post_id", "likes", "imported")
     }
     changes = []
@@ -252,21 +253,21 @@ def _upsert_sql(n: int) -> str:
     # in the row, not to the one read by _plan: a like counted meanwhile (on
     # PostgreSQL) is kept, and a post first liked meanwhile is no conflict.
     table = connection.ops.quote_name(Post._meta.db_table)
-    values = ", ".join(["(%s, %s, %s, %s)"] * n)
+    values = ", ".join(["(%s, %s, %s, %s, %s)"] * n)
     kept = f"{table}.likes + excluded.imported - {table}.imported"
     return (
-        f"INSERT INTO {table} (post_id, likes, imported, created_at) "
-        f"VALUES {values} ON CONFLICT (post_id) DO UPDATE SET "
+        f"INSERT INTO {table} (site_id, post_id, likes, imported, created_at) "
+        f"VALUES {values} ON CONFLICT (site_id, post_id) DO UPDATE SET "
         f"likes = CASE WHEN {kept} > 0 THEN {kept} ELSE 0 END, "
         "imported = excluded.imported"
     )
 
 
-def _upsert(changes: list[Change]) -> None:
+def _upsert(changes: list[Change], site_id: int) -> None:
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params = []
     for change in changes:
-        params += [change.post_id, change.count, change.count, now]
+        params += [site_id, change.post_id, change.count, change.count, now]
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(len(changes)), params)
 
@@ -445,10 +446,11 @@ def _reactions_by_post() -> dict[int, dict[str, int]]:
 def export_counts(
     *, out: TextIO, format: str = "csv", posts: QuerySet[Post] | None = None
 ) -> int:
-    """Write ``posts`` (default: all), most liked first, to ``out``; return how many."""
+    """Write ``posts`` (default: the default site's), most liked first, to ``out``;
+    return how many."""
     if format not in EXPORT_FORMATS:
         raise TransferError(f"Unknown format {format!r}; use one of {EXPORT_FORMATS}.")
-    posts = Post.objects.all() if posts is None else posts
+    posts = Post.objects.filter(site_id=DEFAULT_SITE_ID) if posts is None else posts
     rows = posts.top().values_list("pk", "post_id", "likes").iterator(chunk_size=2000)
     written = 0
     if format == "csv":

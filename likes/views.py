@@ -10,14 +10,12 @@ widget sends a bare POST.
 """
 
 import logging
-import re
 from http import HTTPStatus
 
-from corsheaders.conf import conf as cors
 from django.db import OperationalError
 from django.views.decorators.csrf import csrf_exempt
 
-from likes import caps, nojs, ratelimit, reactions, services
+from likes import caps, nojs, ratelimit, services, sites
 from likes.conf import conf
 from likes.http import (
     cached_reads,
@@ -102,36 +100,48 @@ def like_detail(request, post_id: str):
         return invalid_post_id(error)
     if form:
         return _form_like(request, post_id, limit)
-    if method in ("POST", "DELETE") and not origin_allowed(request):
+    try:
+        site = sites.of_request(request)
+    except sites.UnknownSite as exc:
+        return unknown_site(exc)
+    if method in ("POST", "DELETE") and not origin_allowed(request, site):
         return error_response(
             HTTPStatus.FORBIDDEN,
             code="origin_not_allowed",
             detail="Likes from this page's origin are not accepted; "
-            "add it to CORS_ORIGINS.",
+            "add it to CORS_ORIGINS (or to its site's origins).",
         )
     try:
         if method == "POST":
-            return _like(request, post_id, limit)
+            return _like(request, post_id, limit, site)
         if method == "DELETE":
-            return _unlike(request, post_id, limit)
+            return _unlike(request, post_id, limit, site)
     except OperationalError as exc:
         return storage_unavailable(exc)
-    return _read(
-        with_reactions({"post_id": post_id, "likes": Post.objects.count_for(post_id)})
+    count = Post.objects.count_for(post_id, site.id)
+    return _read(with_reactions({"post_id": post_id, "likes": count}, site))
+
+
+def unknown_site(exc):
+    return error_response(
+        HTTPStatus.BAD_REQUEST,
+        code="unknown_site",
+        detail=f"No site {str(exc)[:64]!r} on this service.",
     )
 
 
-def with_reactions(body: dict) -> dict:
+def with_reactions(body: dict, site) -> dict:
     """A post's answer, with its ``reactions`` when the site has reactions."""
-    kinds = reactions.configured()
+    kinds = site.kinds()
     if kinds:
         post_id = body["post_id"]
-        body["reactions"] = Post.objects.reactions_for([post_id], kinds)[post_id]
+        found = Post.objects.reactions_for([post_id], kinds, site.id)
+        body["reactions"] = found[post_id]
     return body
 
 
-def invalid_reaction(name):
-    kinds = reactions.configured()
+def invalid_reaction(name, site):
+    kinds = site.kinds()
     offered = ", ".join(kinds) if kinds else "none (LIKES_REACTIONS is empty)"
     return error_response(
         HTTPStatus.BAD_REQUEST,
@@ -147,7 +157,7 @@ def _form_like(request, post_id, limit):
     Cross-site by nature, and safe so: the service sets and reads no cookie,
     the only effect is one deduplicated like, and the page's origin must be in
     CORS_ORIGINS (``Origin``, or the ``return`` page's without it)."""
-    back = nojs.return_url(request, allowed=origin_in_cors)
+    back = nojs.return_url(request, allowed=sites.origin_allowed_anywhere)
     if back is None:
         return nojs.page(
             HTTPStatus.FORBIDDEN,
@@ -155,7 +165,11 @@ def _form_like(request, post_id, limit):
             "service's CORS_ORIGINS.",
         )
     try:
-        _like(request, post_id, limit)
+        site = nojs_site(request, back)
+    except sites.UnknownSite:
+        return nojs.page(HTTPStatus.BAD_REQUEST, "No such site on this service.")
+    try:
+        _like(request, post_id, limit, site)
     except OperationalError as exc:
         storage_unavailable(exc)
         return nojs.page(
@@ -166,43 +180,49 @@ def _form_like(request, post_id, limit):
     return nojs.see_other(back)
 
 
-def origin_in_cors(origin: str) -> bool:
-    if cors.CORS_ALLOW_ALL_ORIGINS or origin in cors.CORS_ALLOWED_ORIGINS:
-        return True
-    return any(re.match(p, origin) for p in cors.CORS_ALLOWED_ORIGIN_REGEXES)
+def nojs_site(request, back: str):
+    """A form's site: the one it names (``site`` field), else its page's origin's."""
+    named = request.POST.get("site")
+    if named:
+        return sites.named(named)
+    origin = nojs.origin_of(back) or ""
+    return sites.registry.fresh().by_origin.get(origin) or sites.registry.default
 
 
-def origin_allowed(request) -> bool:
+def origin_allowed(request, site) -> bool:
     """A browser names the page a like comes from (``Origin``): only pages of
-    CORS_ORIGINS (or the service's own) may like or unlike. Without the check a
-    page elsewhere would have its like counted while its browser, refused the
-    answer by CORS, shows none. Clients that send no Origin (curl, servers)
-    are not browsers' pages and pass."""
+    the site's origins (the default site's include CORS_ORIGINS) or the
+    service's own may like or unlike. Without the check a page elsewhere would
+    have its like counted while its browser, refused the answer by CORS, shows
+    none. Clients that send no Origin (curl, servers) are not browsers' pages
+    and pass."""
     origin = request.META.get("HTTP_ORIGIN")
-    if origin is None or origin_in_cors(origin):
+    if origin is None or site.allows(origin):
         return True
     own = f"{request.scheme}://{request.get_host()}"
     return origin == own
 
 
-def _like(request, post_id, limit):
+def _like(request, post_id, limit, site):
     fields = _fields_from(request)
     name = request.GET.get("reaction") or fields.get("reaction")
     kind = ""
     if name:
-        kind = reactions.resolve(name)
+        kind = site.resolve(name)
         if kind is None:
-            return invalid_reaction(name)
+            return invalid_reaction(name, site)
     hashes = ()
     ip = ratelimit.client_ip(request)
-    capped = f"{post_id}\x1f{kind}" if kind else post_id
+    # The default site's keys are those of a single-site install.
+    scope = "" if site.is_default else f"{site.id}\x1f"
+    capped = f"{scope}{post_id}\x1f{kind}" if kind else f"{scope}{post_id}"
     if conf.DEDUPE:
         if caps.reached(ip=ip, post_id=capped):
-            return _answer(limit, _repeat(post_id, kind))
+            return _answer(limit, _repeat(post_id, kind, site))
         hashes = services.visitor_hashes(
             ip=ip,
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
-            post_id=post_id,
+            post_id=f"{scope}{post_id}",
             kind=kind,
         )
     result = services.like_add(
@@ -210,13 +230,14 @@ def _like(request, post_id, limit):
         visitor_hashes=hashes,
         title=clean_title(fields.get("title")),
         kind=kind,
+        site_id=site.id,
     )
     if result.changed and conf.DEDUPE:
         caps.counted(ip=ip, post_id=capped)
     body = {"post_id": post_id, "likes": result.likes, "liked": True}
     if kind:
         body["reaction"] = kind
-    body = with_reactions(body)
+    body = with_reactions(body, site)
     if result.changed:
         body["receipt"] = make_receipt(post_id=post_id, like_id=result.like_id)
     else:
@@ -242,12 +263,16 @@ def _fields_from(request) -> dict:
     return {name: data.get(name) for name in ("title", "reaction")}
 
 
-def _repeat(post_id, kind=""):
+def _repeat(post_id, kind, site):
     """The answer to a like that is not counted: the current count."""
-    body = {"post_id": post_id, "likes": Post.objects.count_for(post_id), "liked": True}
+    body = {
+        "post_id": post_id,
+        "likes": Post.objects.count_for(post_id, site.id),
+        "liked": True,
+    }
     if kind:
         body["reaction"] = kind
-    body = with_reactions(body)
+    body = with_reactions(body, site)
     body["duplicate"] = True
     return body
 
@@ -265,14 +290,14 @@ def _receipt_from(request):
     return data.get("receipt") if isinstance(data, dict) else None
 
 
-def _unlike(request, post_id, limit):
+def _unlike(request, post_id, limit, site):
     try:
         like_id = read_receipt(_receipt_from(request), post_id=post_id)
     except InvalidReceipt as exc:
         status = HTTPStatus.FORBIDDEN if exc.forged else HTTPStatus.BAD_REQUEST
         return error_response(status, code="invalid_receipt", detail=str(exc))
-    result = services.like_remove(post_id=post_id, like_id=like_id)
-    body = with_reactions({"post_id": post_id, "likes": result.likes})
+    result = services.like_remove(post_id=post_id, like_id=like_id, site_id=site.id)
+    body = with_reactions({"post_id": post_id, "likes": result.likes}, site)
     body["liked"] = False
     return _answer(limit, body)
 
@@ -288,6 +313,10 @@ def like_batch(request):
     limit = rate_limit(request, write=False)
     if limit and limit.exceeded:
         return ratelimit.too_many_requests(limit)
+    try:
+        site = sites.of_request(request)
+    except sites.UnknownSite as exc:
+        return unknown_site(exc)
     raw = ",".join(request.GET.getlist("ids"))
     parts = [part.strip() for part in raw.split(",") if part.strip()]
     if not parts:
@@ -303,10 +332,10 @@ def like_batch(request):
             return invalid_ids(f"{error} (in ids)")
         ids.append(post_id)
     ids = list(dict.fromkeys(ids))
-    counts = Post.objects.counts_for(ids)
+    counts = Post.objects.counts_for(ids, site.id)
     items = [{"post_id": pid, "likes": n} for pid, n in counts.items()]
-    if kinds := reactions.configured():
-        found = Post.objects.reactions_for(ids, kinds)
+    if kinds := site.kinds():
+        found = Post.objects.reactions_for(ids, kinds, site.id)
         for item in items:
             item["reactions"] = found[item["post_id"]]
     return _read(items)
@@ -325,6 +354,16 @@ def popular(request):
     limit = rate_limit(request, write=False)
     if limit and limit.exceeded:
         return ratelimit.too_many_requests(limit)
+    try:
+        site = sites.of_request(request)
+    except sites.UnknownSite as exc:
+        return unknown_site(exc)
+    if not site.popular_public:
+        return error_response(
+            HTTPStatus.NOT_FOUND,
+            code="not_found",
+            detail="This site does not publish its most liked posts.",
+        )
     raw = request.GET.get("limit", str(POPULAR_DEFAULT)).strip()
     n = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 3 else 0
     if not 1 <= n <= POPULAR_MAX:
@@ -333,5 +372,6 @@ def popular(request):
             code="invalid_limit",
             detail=f"limit must be a whole number from 1 to {POPULAR_MAX}.",
         )
-    rows = Post.objects.filter(likes__gt=0).top(n).values_list("post_id", "likes")
+    posts = Post.objects.filter(site_id=site.id, likes__gt=0)
+    rows = posts.top(n).values_list("post_id", "likes")
     return _read([{"post_id": post_id, "likes": likes} for post_id, likes in rows])

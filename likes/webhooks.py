@@ -42,7 +42,7 @@ from django.utils.crypto import salted_hmac
 
 from gateway_site.gateway import signing
 from likes.conf import conf
-from likes.models import Delivery, Like, Post, Webhook
+from likes.models import DEFAULT_SITE_ID, Delivery, Like, Post, Site, Webhook
 
 logger = logging.getLogger("likes.webhooks")
 
@@ -68,15 +68,20 @@ _subscribers_lock = threading.Lock()
 SUBSCRIBERS_TTL = 5  # a new or changed webhook is seen by every worker within
 
 
-def subscribers() -> list[tuple[int, frozenset, frozenset]]:
-    """(id, events, milestone counts) of the active webhooks."""
+def subscribers() -> list[tuple[int, frozenset, frozenset, int | None]]:
+    """(id, events, milestone counts, site id or None) of the active webhooks."""
     global _subscribers
     read_at, found = _subscribers
     if time.monotonic() - read_at < SUBSCRIBERS_TTL:
         return found
     with _subscribers_lock:
         found = [
-            (hook.pk, frozenset(hook.events or ()), hook.milestone_counts())
+            (
+                hook.pk,
+                frozenset(hook.events or ()),
+                hook.milestone_counts(),
+                hook.site_id,
+            )
             for hook in Webhook.objects.filter(active=True)
         ]
         _subscribers = (time.monotonic(), found)
@@ -165,15 +170,36 @@ def _insert(rows: list[Delivery]) -> None:
             )
 
 
-def like_added(*, post_pk: int, post_id: str, title: str, likes: int) -> None:
+def _for_site(hooks, site_id: int):
+    """The webhooks that take a site's events (theirs, or every site's)."""
+    return [h for h in hooks if h[3] is None or h[3] == site_id]
+
+
+def _site_slug(site_id: int) -> str:
+    from likes.sites import registry
+
+    for site in registry.fresh().by_slug.values():
+        if site.id == site_id:
+            return site.slug
+    return Site.objects.filter(pk=site_id).values_list("slug", flat=True).first() or ""
+
+
+def like_added(
+    *,
+    post_pk: int,
+    post_id: str,
+    title: str,
+    likes: int,
+    site_id: int = DEFAULT_SITE_ID,
+) -> None:
     """Queue ``like.created`` (and ``milestone.reached``) for a counted like."""
-    hooks = subscribers()
+    hooks = _for_site(subscribers(), site_id)
     if not hooks:
         return
     now = timezone.now()
-    post = {"id": post_id, "title": title, "likes": likes}
+    post = {"id": post_id, "title": title, "likes": likes, "site": _site_slug(site_id)}
     rows = []
-    for hook_id, events, counts in hooks:
+    for hook_id, events, counts, _ in hooks:
         if "like.created" in events:
             rows.append(_row(hook_id, "like.created", now, post=post))
         if "milestone.reached" in events and likes in counts:
@@ -191,17 +217,19 @@ def like_added(*, post_pk: int, post_id: str, title: str, likes: int) -> None:
     _insert(rows)
 
 
-def like_removed(*, post_id: str) -> None:
+def like_removed(*, post_id: str, site_id: int = DEFAULT_SITE_ID) -> None:
     """Queue ``like.removed`` for a like just taken back."""
-    hooks = [h for h in subscribers() if "like.removed" in h[1]]
+    hooks = [h for h in _for_site(subscribers(), site_id) if "like.removed" in h[1]]
     if not hooks:
         return
     now = timezone.now()
     title, likes = (
-        Post.objects.filter(post_id=post_id).values_list("title", "likes").get()
+        Post.objects.filter(site_id=site_id, post_id=post_id)
+        .values_list("title", "likes")
+        .get()
     )
-    post = {"id": post_id, "title": title, "likes": likes}
-    _insert([_row(hook_id, "like.removed", now, post=post) for hook_id, _, _ in hooks])
+    post = {"id": post_id, "title": title, "likes": likes, "site": _site_slug(site_id)}
+    _insert([_row(hook_id, "like.removed", now, post=post) for hook_id, *_ in hooks])
 
 
 def queue_digests(now: datetime.datetime | None = None) -> int:
@@ -213,26 +241,30 @@ def queue_digests(now: datetime.datetime | None = None) -> int:
     now = now or timezone.now()
     day = (now - datetime.timedelta(days=1)).date()
     start = datetime.datetime.combine(day, datetime.time(), tzinfo=datetime.UTC)
-    likes = Like.objects.likes().filter(
+    day_likes = Like.objects.likes().filter(
         created_at__gte=start, created_at__lt=start + datetime.timedelta(days=1)
     )
-    top = (
-        likes.values("post__post_id", "post__title")
-        .annotate(n=Count("pk"))
-        .order_by("-n", "post__post_id")[:DIGEST_POSTS]
-    )
-    data = {
-        "day": day.isoformat(),
-        "likes": likes.count(),
-        "posts": [
-            {"id": r["post__post_id"], "title": r["post__title"], "likes": r["n"]}
-            for r in top
-        ],
-    }
-    rows = [
-        _row(hook_id, "daily.digest", now, once=f"digest:{hook_id}:{day}", **data)
-        for hook_id, _, _ in hooks
-    ]
+    rows = []
+    for hook_id, _, _, site_id in hooks:
+        # A site's webhook gets that site's likes; an instance-wide one, all.
+        likes = day_likes if site_id is None else day_likes.filter(post__site=site_id)
+        top = (
+            likes.values("post__post_id", "post__title")
+            .annotate(n=Count("pk"))
+            .order_by("-n", "post__post_id")[:DIGEST_POSTS]
+        )
+        data = {
+            "day": day.isoformat(),
+            "likes": likes.count(),
+            "posts": [
+                {"id": r["post__post_id"], "title": r["post__title"], "likes": r["n"]}
+                for r in top
+            ],
+        }
+        if site_id is not None:
+            data["site"] = _site_slug(site_id)
+        once = f"digest:{hook_id}:{day}"
+        rows.append(_row(hook_id, "daily.digest", now, once=once, **data))
     return len(Delivery.objects.bulk_create(rows, ignore_conflicts=True))
 
 

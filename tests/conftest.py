@@ -28,9 +28,11 @@ def fresh_counters():
     """Each test starts with no rate-limit or per-network counts of earlier ones."""
     from django.core.cache import caches
 
+    from likes.sites import registry
     from likes.views import read_budget
 
     read_budget.forget()
+    registry.forget()  # sites a rolled-back test made are gone
 
     counters = caches["counters"]
     if hasattr(counters, "delete_pattern"):  # Redis: this run's keys only

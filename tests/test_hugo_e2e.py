@@ -123,6 +123,16 @@ def spanish_full_path_variant(site: Path) -> Path:
     return variant
 
 
+def second_blog(site: Path) -> Path:
+    """The same site as a second blog of the instance: [params.likes] site."""
+    variant = site.with_name("blog-two")
+    shutil.copytree(site, variant, ignore=shutil.ignore_patterns("public"))
+    with open(variant / "config/_default/params.toml", "a") as params:
+        params.write('site = "two"\n')
+    hugo(variant)
+    return variant
+
+
 def reactions_variant(site: Path) -> Path:
     """The same site with the service's reactions in its [params.likes]."""
     variant = site.with_name("blog-reactions")
@@ -143,6 +153,7 @@ class Stack:
     origin: str  # serves site/public; in CORS_ORIGINS
     origin_es: str  # serves site_es/public; in CORS_ORIGINS
     origin_reactions: str  # serves the reactions variant; in CORS_ORIGINS
+    origin_two: str  # serves the second blog: site "two"'s origin only
     wrong_origin: str  # serves site/public too; not in CORS_ORIGINS
     browser: object
     exits: ExitStack
@@ -183,7 +194,7 @@ def stack(tmp_path_factory):
     sync_api = pytest.importorskip("playwright.sync_api")
     tmp = tmp_path_factory.mktemp("hugo")
     origin_port, origin_es_port, wrong_port = free_port(), free_port(), free_port()
-    reactions_port = free_port()
+    reactions_port, two_port = free_port(), free_port()
     env = project_env(
         DATA_DIR=str(tmp / "data"),
         CORS_ORIGINS=",".join(
@@ -196,12 +207,22 @@ def stack(tmp_path_factory):
         LIKES_GET_RATE="1000/m",
     )
     manage("migrate", "--noinput", env=env)
+    # A second blog on the same instance: its origin is its site's, not in
+    # CORS_ORIGINS.
+    manage(
+        "shell",
+        "-c",
+        "from likes.models import Site; Site.objects.create(name='Two', slug='two', "
+        f"origins='http://127.0.0.1:{two_port}')",
+        env=env,
+    )
     with ExitStack() as exits:
         api = exits.enter_context(gunicorn(env, workers=1))
         site = build_from_readme(tmp, api.base_url)
         add_content_and_rebuild(site)
         site_es = spanish_full_path_variant(site)
         site_reactions = reactions_variant(site)
+        site_two = second_blog(site)
         public, public_es = site / "public", site_es / "public"
         pw = exits.enter_context(sync_api.sync_playwright())
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -216,6 +237,9 @@ def stack(tmp_path_factory):
             origin_es=exits.enter_context(static_server(public_es, origin_es_port)),
             origin_reactions=exits.enter_context(
                 static_server(site_reactions / "public", reactions_port)
+            ),
+            origin_two=exits.enter_context(
+                static_server(site_two / "public", two_port)
             ),
             wrong_origin=exits.enter_context(static_server(public, wrong_port)),
             browser=browser,
@@ -490,6 +514,39 @@ def test_reactions_click_reload_undo_and_keyboard(stack, expect):
         "🎉": 1,
     }
     page.screenshot(path=str(stack.site.parent / "reactions.png"))
+
+
+def test_a_second_blog_on_the_instance_has_its_own_counts(stack, expect):
+    before = stack.count("two")
+    page = stack.page()
+    page.goto(f"{stack.origin_two}/posts/two/")
+    assert page.locator("script[data-site='two']").count() == 1
+    button = page.locator("button[data-likes-post]")
+    count = button.locator("[data-likes-count]")
+    expect(count).to_have_text("0")
+
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        button.click()
+    assert answer.value.ok
+    expect(count).to_have_text("1")
+    assert httpx.get(f"{stack.api_url}/likes/two?site=two").json()["likes"] == 1
+    assert stack.count("two") == before  # the default site's post of that id
+
+    # The first blog's page of the same post id shows the first blog's count.
+    first = stack.page()
+    first.goto(f"{stack.origin}/posts/two/")
+    expect(first.locator("button[data-likes-post] [data-likes-count]")).to_have_text(
+        str(before)
+    )
+    # Its Origin alone names the second blog; it cannot like for the first.
+    direct = httpx.post(
+        f"{stack.api_url}/likes/two", headers={"Origin": stack.origin_two}
+    )
+    assert direct.json()["likes"] == 2
+    cross = httpx.post(
+        f"{stack.api_url}/likes/two?site=default", headers={"Origin": stack.origin_two}
+    )
+    assert cross.status_code == HTTPStatus.FORBIDDEN
 
 
 def test_without_javascript_a_reaction_counts(stack):

@@ -136,7 +136,12 @@ def test_a_like_and_an_unlike_write_their_events_with_the_change():
     ]
     body = events[2][1]
     assert body["milestone"] == 2
-    assert body["post"] == {"id": "post-a", "title": "Post A", "likes": 2}
+    assert body["post"] == {
+        "id": "post-a",
+        "title": "Post A",
+        "likes": 2,
+        "site": "default",
+    }
     assert set(body) == {"id", "event", "created_at", "post", "milestone"}
     assert len({body["id"] for _, body in events}) == len(events)
 

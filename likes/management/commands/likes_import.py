@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from likes import transfer
+from likes.management.commands._site import add_site_argument, site_of
 
 
 class Command(BaseCommand):
@@ -35,9 +36,11 @@ class Command(BaseCommand):
             action="store_true",
             help="Refuse the whole import, writing nothing, if any row is invalid.",
         )
+        add_site_argument(parser)
 
     def handle(self, *args, **options):
         dry_run, verbosity = options["dry_run"], options["verbosity"]
+        site = site_of(options)
         verb = "checked" if dry_run else "imported"
 
         def progress(done: int, total: int) -> None:
@@ -53,6 +56,7 @@ class Command(BaseCommand):
                 progress=progress,
                 # Read here, not bound as a default, so tests can shorten it.
                 progress_every=transfer.PROGRESS_EVERY,
+                site_id=site.id,
             )
         except transfer.InvalidRowsError as exc:
             for error in exc.errors:

@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from likes.management.commands._site import add_site_argument, site_of
 from likes.models import Post
 
 
@@ -21,12 +22,14 @@ class Command(BaseCommand):
             action="store_true",
             help='Print a JSON list of {"post_id": ..., "likes": ...} instead.',
         )
+        add_site_argument(parser)
 
     def handle(self, *args, **options):
         limit = options["limit"]
         if limit < 0:
             raise CommandError("--limit must be 0 (all) or more.")
-        result = Post.objects.stats(limit or None)
+        site = site_of(options)
+        result = Post.objects.filter(site_id=site.id).stats(limit or None)
         if options["json"]:
             rows = [{"post_id": p.post_id, "likes": p.likes} for p in result.top]
             self.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2))

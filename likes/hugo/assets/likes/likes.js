@@ -9,10 +9,10 @@
  *              data-likes-title="My post">…<span data-likes-count></span></button>
  *            (type="submit" in a form that posts to the API likes without JS)
  * Counts:    <span data-likes-count="my-post"></span>  (list pages)
- * Reactions: <div data-likes-reactions="my-post" data-reactions="👍,❤️,🎉"></div>
- *            (the service's LIKES_REACTIONS; the buttons are made here unless
- *            the page has them: <button data-reaction="👍">…</button>)
- * Optional:  data-label-like / data-label-unlike on the script tag.
+ * Reactions: <div data-likes-reactions="my-post" data-reactions="👍,❤️"></div>
+ *            (LIKES_REACTIONS; or its own <button data-reaction="👍">s)
+ * Optional:  data-label-like / data-label-unlike on the script tag; data-site,
+ *            the site's slug where several blogs share one service.
  *
  * It shows what the service did: a click it refused is rolled back, and a
  * count it could not send keeps its placeholder.
@@ -26,6 +26,8 @@
 
   var data = script.dataset;
   var api = (data.api || new URL(script.src).origin).replace(/\/+$/, "");
+  // The Origin names the site, or data-site.
+  var site = data.site ? "site=" + encodeURIComponent(data.site) : "";
   var LABELS = {
     en: { like: "Like", unlike: "Unlike", react: "React with", reactions: "Reactions" },
     es: {
@@ -196,6 +198,7 @@
   }
 
   function request(method, url, init) {
+    if (site) url += (url.indexOf("?") < 0 ? "?" : "&") + site;
     init.method = method;
     init.cache = init.cache || "no-store";
     return fetch(url, init).then(function (response) {
@@ -302,7 +305,7 @@
     }
   }
 
-  // --- Reactions: one toggle button per reaction, counted like a like ---------
+  // Reactions: a toggle button each, counted like a like.
 
   function reactionKey(id, name) {
     return id + "\u001f" + name;

@@ -101,7 +101,8 @@
   });
   if (!sections.length || !api) return;
 
-  fetch(api + "/api/popular?limit=" + MAX)
+  var site = script.getAttribute("data-site");
+  fetch(api + "/api/popular?limit=" + MAX + (site ? "&site=" + encodeURIComponent(site) : ""))
     .then(function (response) {
       if (!response.ok) throw new Error("HTTP " + response.status);
       return response.json();
