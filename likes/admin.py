@@ -301,12 +301,7 @@ class PostAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             return redirect("admin:index")
         within = dashboard.period(request.GET.get("range"))
-        site = None
-        if slug := request.GET.get("site"):
-            try:
-                site = sites.named(slug)
-            except sites.UnknownSite:
-                site = None
+        site = self._site(request)
         site_id = None if site is None else site.id
         totals = dashboard.totals(within=within, site_id=site_id)
         posts = Post.objects.select_related("site")
@@ -329,21 +324,40 @@ class PostAdmin(admin.ModelAdmin):
                     (post, post_url(post.post_id), in_period.get(post.pk, 0))
                     for post in top
                 ],
-                "csv_url": f"{csv_url}?range={within.key}",
+                "csv_url": f"{csv_url}?range={within.key}"
+                + (f"&site={site.slug}" if site else ""),
                 "changelist_url": reverse("admin:likes_post_changelist"),
             },
         )
+
+    @staticmethod
+    def _site(request):
+        """The dashboard's ``?site=`` (None: every site; so is an unknown one)."""
+        try:
+            return (
+                sites.named(request.GET.get("site"))
+                if request.GET.get("site")
+                else None
+            )
+        except sites.UnknownSite:
+            return None
 
     def daily_csv_view(self, request):
         """The dashboard's daily series as CSV (``date,likes``), for its period."""
         if not self.has_view_permission(request):
             return redirect("admin:index")
         within = dashboard.period(request.GET.get("range"))
+        site = self._site(request)
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = (
             f'attachment; filename="likes-per-day-{within.first}-{within.last}.csv"'
         )
-        dashboard.write_csv(dashboard.daily_likes(within=within), response)
+        dashboard.write_csv(
+            dashboard.daily_likes(
+                within=within, site_id=None if site is None else site.id
+            ),
+            response,
+        )
         return response
 
 

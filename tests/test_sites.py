@@ -206,6 +206,10 @@ def test_the_dashboard_filters_by_site(admin_client, two):
     assert 'data-total="likes"><strong>3<' in every
     assert 'data-total="likes"><strong>1<' in only_two
     assert "All sites" in every and "?range=30&amp;site=two" in every
+    csv = admin_client.get("/admin/likes/post/dashboard/daily.csv?range=7&site=two")
+    assert (
+        sum(int(line.split(",")[1]) for line in csv.content.decode().split()[1:]) == 1
+    )
 
 
 @pytest.mark.django_db(transaction=True)
