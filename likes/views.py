@@ -29,6 +29,8 @@ from likes.receipts import InvalidReceipt, make_receipt, read_receipt
 from likes.validators import clean_post_id, clean_title
 
 RECEIPT_HEADER = "HTTP_X_LIKE_RECEIPT"
+# Bodies Django parses into request.POST (and then no longer lets be read raw).
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 logger = logging.getLogger("likes")
 
 
@@ -250,7 +252,7 @@ def _fields_from(request) -> dict:
     widget sends it as text/plain, a CORS-simple request) or form fields. The
     title is optional and display-only: a body that is neither is ignored, the
     like counted."""
-    if request.content_type == "application/x-www-form-urlencoded":
+    if request.content_type in FORM_TYPES:
         return {name: request.POST.get(name) for name in ("title", "reaction")}
     if not request.body:
         return {}

@@ -107,3 +107,16 @@ def test_scripts_keep_their_json(client):
 
     assert response.status_code == HTTPStatus.OK
     assert response.json()["likes"] == 1
+
+
+@pytest.mark.django_db
+def test_a_multipart_form_like_counts_too(client):
+    # enctype="multipart/form-data": Django parses the body into POST, which
+    # then cannot be read raw again.
+    response = client.post(
+        "/likes/multi",
+        {"title": "Multi", "return": f"{ALLOWED}/posts/multi/"},
+        headers={"Accept": HTML, "Origin": ALLOWED},
+    )
+    assert response.status_code == HTTPStatus.SEE_OTHER
+    assert Post.objects.get(post_id="multi").title == "Multi"

@@ -238,3 +238,16 @@ def test_upgrading_moves_every_post_into_the_default_site_unchanged():
     # A new site takes the next id, and a like lands where it should.
     assert Site.objects.create(name="New", slug="new").pk > DEFAULT_SITE_ID
     assert services.like_add(post_id="a").likes == 4
+
+
+def test_a_form_like_without_javascript_counts_on_its_pages_site(client, two):
+    answer = client.post(
+        "/likes/hello",
+        {"return": f"{TWO}/posts/hello/"},
+        headers={"Accept": "text/html", "Origin": TWO},
+        REMOTE_ADDR="203.0.113.20",
+    )
+    assert answer.status_code == HTTPStatus.SEE_OTHER
+    assert answer["Location"] == f"{TWO}/posts/hello/"
+    assert Post.objects.get(site=two, post_id="hello").likes == 1
+    assert not Post.objects.filter(site_id=DEFAULT_SITE_ID).exists()
