@@ -1,3 +1,5 @@
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponse
@@ -114,7 +116,14 @@ def chart_context(
 class SiteForm(forms.ModelForm):
     class Meta:
         model = Site
-        fields = ("name", "slug", "origins", "reactions", "popular_public")
+        fields = (
+            "name",
+            "slug",
+            "origins",
+            "reactions",
+            "post_id_pattern",
+            "popular_public",
+        )
         widgets = {"origins": forms.Textarea(attrs={"rows": 3})}
 
     def clean_origins(self):
@@ -140,6 +149,17 @@ class SiteForm(forms.ModelForm):
                     % {"origin": origin, "site": taken[origin]}
                 )
         return "\n".join(dict.fromkeys(origins))
+
+    def clean_post_id_pattern(self):
+        pattern = self.cleaned_data["post_id_pattern"].strip()
+        if pattern:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise forms.ValidationError(
+                    _("Not a regular expression: %(error)s") % {"error": exc}
+                ) from None
+        return pattern
 
     def clean_reactions(self):
         names, problems = reactions.parse(self.cleaned_data["reactions"])

@@ -58,6 +58,16 @@ class Site(models.Model):
             "Up to 8 emoji or short names, comma-separated; empty: LIKES_REACTIONS."
         ),
     )
+    post_id_pattern = models.CharField(
+        _("post id rule"),
+        max_length=200,
+        blank=True,
+        default="",
+        help_text=_(
+            "A regular expression every post id of this site must match whole "
+            "(e.g. [a-z0-9-]+); empty: any valid post id."
+        ),
+    )
     popular_public = models.BooleanField(
         _("public popular list"),
         default=True,

@@ -38,6 +38,7 @@ class SiteInfo:
     origins: frozenset[str]
     reactions: str  # the site's list; empty: LIKES_REACTIONS
     popular_public: bool
+    post_ids: re.Pattern | None = None  # the ids it takes; None: any valid one
 
     @property
     def is_default(self) -> bool:
@@ -54,6 +55,12 @@ class SiteInfo:
             return reaction_sets.resolve_in(self.reactions, name)
         return reaction_sets.resolve(name)
 
+    def post_id_error(self, post_id: str) -> str | None:
+        """Why a (valid) post id is not one of this site's, or None."""
+        if self.post_ids is None or self.post_ids.fullmatch(post_id):
+            return None
+        return f"post_id is not one of this site's (its rule: {self.post_ids.pattern})."
+
     def allows(self, origin: str) -> bool:
         if origin in self.origins:
             return True
@@ -68,6 +75,16 @@ def cors_allows(origin: str) -> bool:
     if cors.CORS_ALLOW_ALL_ORIGINS or origin in cors.CORS_ALLOWED_ORIGINS:
         return True
     return any(re.match(p, origin) for p in cors.CORS_ALLOWED_ORIGIN_REGEXES)
+
+
+def compile_rule(pattern: str) -> re.Pattern | None:
+    """A site's post-id rule (an invalid one, which the admin refuses, takes all)."""
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
 
 
 class Registry:
@@ -98,6 +115,7 @@ class Registry:
                 origins=frozenset(site.origin_list()),
                 reactions=site.reactions,
                 popular_public=site.popular_public,
+                post_ids=compile_rule(site.post_id_pattern),
             )
             by_slug[info.slug] = info
             for origin in info.origins:

@@ -106,6 +106,8 @@ def like_detail(request, post_id: str):
         site = sites.of_request(request)
     except sites.UnknownSite as exc:
         return unknown_site(exc)
+    if error := site.post_id_error(post_id):
+        return invalid_post_id(error)
     if method in ("POST", "DELETE") and not origin_allowed(request, site):
         return error_response(
             HTTPStatus.FORBIDDEN,
@@ -170,6 +172,8 @@ def _form_like(request, post_id, limit):
         site = nojs_site(request, back)
     except sites.UnknownSite:
         return nojs.page(HTTPStatus.BAD_REQUEST, "No such site on this service.")
+    if error := site.post_id_error(post_id):
+        return nojs.page(HTTPStatus.BAD_REQUEST, error)
     try:
         _like(request, post_id, limit, site)
     except OperationalError as exc:
@@ -330,7 +334,7 @@ def like_batch(request):
     ids = []
     for part in parts:
         post_id, error = clean_post_id(part)
-        if error:
+        if error := error or site.post_id_error(post_id):
             return invalid_ids(f"{error} (in ids)")
         ids.append(post_id)
     ids = list(dict.fromkeys(ids))

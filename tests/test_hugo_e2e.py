@@ -549,6 +549,32 @@ def test_a_second_blog_on_the_instance_has_its_own_counts(stack, expect):
     assert cross.status_code == HTTPStatus.FORBIDDEN
 
 
+def test_a_bare_reaction_bar_takes_the_sites_reactions(stack, expect):
+    """Without Hugo: <div data-likes-reactions> alone gets the service's list."""
+    built = html(stack.site, "posts/like-me")
+    assets = "".join(
+        re.findall(
+            r'<link rel="stylesheet"[^>]*>|<script src="[^>]*data-api[^>]*></script>',
+            built,
+        )
+    )
+    page_path = stack.site / "public" / "bare.html"
+    page_path.write_text(
+        f"<!doctype html><title>Bare</title>{assets}"
+        '<div data-likes-reactions="bare-bar"></div>'
+    )
+    page = stack.page()
+    page.goto(f"{stack.origin}/bare.html")
+    bar = page.get_by_role("group", name="Reactions")
+    expect(bar.get_by_role("button")).to_have_count(len(REACTIONS))
+    heart = bar.get_by_role("button", name="React with ❤️")
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        heart.click()
+    expect(heart).to_have_attribute("aria-pressed", "true")
+    read = httpx.get(f"{stack.api_url}/likes/bare-bar").json()
+    assert read["reactions"] == {"👍": 0, "❤️": 1, "🎉": 0}
+
+
 def test_without_javascript_a_reaction_counts(stack):
     page = stack.page(java_script_enabled=False)
     page.goto(f"{stack.origin_reactions}/posts/react-nojs/")

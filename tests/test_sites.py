@@ -251,3 +251,27 @@ def test_a_form_like_without_javascript_counts_on_its_pages_site(client, two):
     assert answer["Location"] == f"{TWO}/posts/hello/"
     assert Post.objects.get(site=two, post_id="hello").likes == 1
     assert not Post.objects.filter(site_id=DEFAULT_SITE_ID).exists()
+
+
+def test_a_site_may_take_only_the_post_ids_of_its_rule(client, two, admin_client):
+    two.post_id_pattern = r"posts-[a-z0-9-]+"
+    two.save()
+
+    assert like(client, "posts-hello", origin=TWO).status_code == HTTPStatus.OK
+    for answer in (
+        like(client, "wp-admin", origin=TWO),
+        read(client, "wp-admin", origin=TWO),
+        client.get("/likes/?ids=posts-hello,junk", headers={"Origin": TWO}),
+    ):
+        assert answer.status_code == HTTPStatus.BAD_REQUEST
+        assert "its rule" in answer.json()["detail"]
+    # The default site keeps taking any valid id.
+    assert like(client, "wp-admin", origin=BLOG).status_code == HTTPStatus.OK
+    assert list(Post.objects.filter(site=two).values_list("post_id", flat=True)) == [
+        "posts-hello"
+    ]
+    refused = admin_client.post(
+        f"/admin/likes/site/{two.pk}/change/",
+        {"name": "Two", "slug": "two", "origins": TWO, "post_id_pattern": "([a-z"},
+    )
+    assert b"Not a regular expression" in refused.content

@@ -16,9 +16,9 @@ WIDGET = BASE_DIR / "likes/static/likes/likes.js"
 STYLESHEET = BASE_DIR / "likes/static/likes/likes.css"
 
 
-def test_widget_is_at_most_5_25_kb_gzipped():
-    # 4 KB for the like button; the reaction bar added about 0.9 KB.
-    assert len(gzip.compress(WIDGET.read_bytes(), 9)) <= 5376
+def test_widget_is_at_most_5_5_kb_gzipped():
+    # 4 KB for the like button; reactions and sites added about 1.4 KB.
+    assert len(gzip.compress(WIDGET.read_bytes(), 9)) <= 5632
 
 
 def test_stylesheet_is_at_most_1_kb_gzipped():

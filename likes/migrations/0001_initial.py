@@ -6,41 +6,100 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Post',
+            name="Post",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('post_id', models.CharField(max_length=200, unique=True, verbose_name='post id')),
-                ('likes', models.BigIntegerField(default=0, verbose_name='likes')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='first seen')),
-                ('last_liked_at', models.DateTimeField(blank=True, null=True, verbose_name='last liked')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "post_id",
+                    models.CharField(
+                        max_length=200, unique=True, verbose_name="post id"
+                    ),
+                ),
+                ("likes", models.BigIntegerField(default=0, verbose_name="likes")),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="first seen"
+                    ),
+                ),
+                (
+                    "last_liked_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="last liked"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'post',
-                'verbose_name_plural': 'posts',
-                'indexes': [models.Index(fields=['-likes', 'post_id'], name='likes_post_top')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('likes__gte', 0)), name='likes_post_likes_gte_0')],
+                "verbose_name": "post",
+                "verbose_name_plural": "posts",
+                "indexes": [
+                    models.Index(fields=["-likes", "post_id"], name="likes_post_top")
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("likes__gte", 0)),
+                        name="likes_post_likes_gte_0",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Like',
+            name="Like",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='liked at')),
-                ('visitor_hash', models.CharField(blank=True, max_length=64, verbose_name='visitor hash')),
-                ('post', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='likes.post', verbose_name='post')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="liked at"
+                    ),
+                ),
+                (
+                    "visitor_hash",
+                    models.CharField(
+                        blank=True, max_length=64, verbose_name="visitor hash"
+                    ),
+                ),
+                (
+                    "post",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="likes.post",
+                        verbose_name="post",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'like',
-                'verbose_name_plural': 'likes',
-                'indexes': [models.Index(fields=['created_at'], name='likes_like_created'), models.Index(fields=['post', 'created_at'], name='likes_like_post_created')],
+                "verbose_name": "like",
+                "verbose_name_plural": "likes",
+                "indexes": [
+                    models.Index(fields=["created_at"], name="likes_like_created"),
+                    models.Index(
+                        fields=["post", "created_at"], name="likes_like_post_created"
+                    ),
+                ],
             },
         ),
     ]

@@ -4,19 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('likes', '0002_apikey_dedupesalt_and_more'),
+        ("likes", "0002_apikey_dedupesalt_and_more"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='post',
-            name='imported',
-            field=models.BigIntegerField(default=0, verbose_name='imported likes'),
+            model_name="post",
+            name="imported",
+            field=models.BigIntegerField(default=0, verbose_name="imported likes"),
         ),
         migrations.AddConstraint(
-            model_name='post',
-            constraint=models.CheckConstraint(condition=models.Q(('imported__gte', 0)), name='likes_post_imported_gte_0'),
+            model_name="post",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("imported__gte", 0)),
+                name="likes_post_imported_gte_0",
+            ),
         ),
     ]

@@ -65,9 +65,7 @@ def log(apps, post, message: str) -> None:
     user = User.objects.filter(is_superuser=True).order_by("pk").first()
     if user is None:
         return
-    content_type, _ = ContentType.objects.get_or_create(
-        app_label="likes", model="post"
-    )
+    content_type, _ = ContentType.objects.get_or_create(app_label="likes", model="post")
     LogEntry.objects.create(
         user_id=user.pk,
         content_type_id=content_type.pk,

@@ -8,53 +8,152 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('likes', '0005_post_title'),
+        ("likes", "0005_post_title"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Webhook',
+            name="Webhook",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('url', models.URLField(max_length=500, verbose_name='URL')),
-                ('events', models.JSONField(default=likes.models.default_webhook_events, verbose_name='events')),
-                ('milestones', models.CharField(blank=True, default='10,100,1000', help_text='Like counts that send milestone.reached, comma-separated.', max_length=200, verbose_name='milestones')),
-                ('active', models.BooleanField(default=True, verbose_name='active')),
-                ('key', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                ("url", models.URLField(max_length=500, verbose_name="URL")),
+                (
+                    "events",
+                    models.JSONField(
+                        default=likes.models.default_webhook_events,
+                        verbose_name="events",
+                    ),
+                ),
+                (
+                    "milestones",
+                    models.CharField(
+                        blank=True,
+                        default="10,100,1000",
+                        help_text="Like counts that send milestone.reached, comma-separated.",
+                        max_length=200,
+                        verbose_name="milestones",
+                    ),
+                ),
+                ("active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "key",
+                    models.UUIDField(default=uuid.uuid4, editable=False, unique=True),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'webhook',
-                'verbose_name_plural': 'webhooks',
+                "verbose_name": "webhook",
+                "verbose_name_plural": "webhooks",
             },
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.CharField(max_length=32, verbose_name='event')),
-                ('event_id', models.UUIDField(default=uuid.uuid4, editable=False)),
-                ('payload', models.TextField(verbose_name='payload')),
-                ('once', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created')),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('delivered', 'delivered'), ('failed', 'failed')], default='pending', max_length=10, verbose_name='status')),
-                ('attempts', models.PositiveIntegerField(default=0, verbose_name='attempts')),
-                ('next_attempt_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='next attempt')),
-                ('claimed_until', models.DateTimeField(blank=True, null=True)),
-                ('claimed_by', models.CharField(blank=True, max_length=32)),
-                ('last_status', models.PositiveIntegerField(null=True, verbose_name='last HTTP status')),
-                ('last_error', models.CharField(blank=True, max_length=200, verbose_name='last error')),
-                ('delivered_at', models.DateTimeField(blank=True, null=True, verbose_name='delivered')),
-                ('webhook', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='likes.webhook', verbose_name='webhook')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("event", models.CharField(max_length=32, verbose_name="event")),
+                ("event_id", models.UUIDField(default=uuid.uuid4, editable=False)),
+                ("payload", models.TextField(verbose_name="payload")),
+                ("once", models.CharField(blank=True, max_length=200)),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="created"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("delivered", "delivered"),
+                            ("failed", "failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "attempts",
+                    models.PositiveIntegerField(default=0, verbose_name="attempts"),
+                ),
+                (
+                    "next_attempt_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="next attempt"
+                    ),
+                ),
+                ("claimed_until", models.DateTimeField(blank=True, null=True)),
+                ("claimed_by", models.CharField(blank=True, max_length=32)),
+                (
+                    "last_status",
+                    models.PositiveIntegerField(
+                        null=True, verbose_name="last HTTP status"
+                    ),
+                ),
+                (
+                    "last_error",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="last error"
+                    ),
+                ),
+                (
+                    "delivered_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="delivered"
+                    ),
+                ),
+                (
+                    "webhook",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="likes.webhook",
+                        verbose_name="webhook",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'webhook delivery',
-                'verbose_name_plural': 'webhook deliveries',
-                'indexes': [models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at'], name='likes_delivery_due')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('once', ''), _negated=True), fields=('once',), name='likes_delivery_once')],
+                "verbose_name": "webhook delivery",
+                "verbose_name_plural": "webhook deliveries",
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status", "pending")),
+                        fields=["next_attempt_at"],
+                        name="likes_delivery_due",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("once", ""), _negated=True),
+                        fields=("once",),
+                        name="likes_delivery_once",
+                    )
+                ],
             },
         ),
     ]

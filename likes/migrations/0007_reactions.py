@@ -5,29 +5,58 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('likes', '0006_webhooks'),
+        ("likes", "0006_webhooks"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='like',
-            name='kind',
-            field=models.CharField(blank=True, db_default='', default='', max_length=32, verbose_name='reaction'),
+            model_name="like",
+            name="kind",
+            field=models.CharField(
+                blank=True,
+                db_default="",
+                default="",
+                max_length=32,
+                verbose_name="reaction",
+            ),
         ),
         migrations.CreateModel(
-            name='PostReaction',
+            name="PostReaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32, verbose_name='reaction')),
-                ('count', models.BigIntegerField(default=0, verbose_name='count')),
-                ('post', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reactions', to='likes.post', verbose_name='post')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("kind", models.CharField(max_length=32, verbose_name="reaction")),
+                ("count", models.BigIntegerField(default=0, verbose_name="count")),
+                (
+                    "post",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="reactions",
+                        to="likes.post",
+                        verbose_name="post",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'reaction count',
-                'verbose_name_plural': 'reaction counts',
-                'constraints': [models.UniqueConstraint(fields=('post', 'kind'), name='likes_postreaction_post_kind'), models.CheckConstraint(condition=models.Q(('count__gte', 0)), name='likes_postreaction_count_gte_0')],
+                "verbose_name": "reaction count",
+                "verbose_name_plural": "reaction counts",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("post", "kind"), name="likes_postreaction_post_kind"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("count__gte", 0)),
+                        name="likes_postreaction_count_gte_0",
+                    ),
+                ],
             },
         ),
     ]

@@ -65,6 +65,16 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 (
+                    "post_id_pattern",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="A regular expression every post id of this site must match whole (e.g. [a-z0-9-]+); empty: any valid post id.",
+                        max_length=200,
+                        verbose_name="post id rule",
+                    ),
+                ),
+                (
                     "popular_public",
                     models.BooleanField(
                         default=True,

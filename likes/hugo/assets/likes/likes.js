@@ -324,6 +324,11 @@
 
   function showReactions(id, counts) {
     if (!counts) return;
+    document.querySelectorAll("[data-likes-reactions]").forEach(function (bar) {
+      if (idOf(bar) === id && !bar.querySelector("button")) {
+        setUpReactions(bar, id, Object.keys(counts));
+      }
+    });
     reactionButtons(id).forEach(function (b) {
       var n = counts[b.getAttribute("data-reaction")];
       if (typeof n !== "number") return;
@@ -406,9 +411,10 @@
       .then(idle, idle);
   }
 
-  function setUpReactions(bar, id) {
+  // Buttons: the bar's own, data-reactions, or the site's (from a count read).
+  function setUpReactions(bar, id, names) {
     if (!bar.querySelector("button[data-reaction]")) {
-      var names = (bar.getAttribute("data-reactions") || "").split(",");
+      names = names || (bar.getAttribute("data-reactions") || "").split(",");
       names.forEach(function (name) {
         name = name.trim();
         if (name) bar.appendChild(makeReactionButton(name));
@@ -417,6 +423,8 @@
     if (!bar.hasAttribute("role")) bar.setAttribute("role", "group");
     if (!bar.hasAttribute("aria-label")) bar.setAttribute("aria-label", labels.reactions);
     bar.querySelectorAll("button[data-reaction]").forEach(function (b) {
+      if (b.likesReady) return;
+      b.likesReady = true;
       var name = b.getAttribute("data-reaction");
       b.setAttribute("aria-pressed", stored(reactionKey(id, name), "likes-r:") ? "true" : "false");
       b.addEventListener("click", react);
