@@ -45,6 +45,9 @@ def test_benchmark_runs_all_servers_and_writes_its_report(tmp_path):
     # connection still in flight; the server counts those too.
     assert 0 <= project["like"]["counted"] - project["like"]["ok"] <= 8
     assert all(project[w]["non_2xx"] == 0 for w in workloads)
+    # The ceiling runs the project's SQL on the project's schema: all 2xx too.
+    ceiling = results["ceiling"]
+    assert all(ceiling[w]["non_2xx"] == 0 for w in ceiling), ceiling
     # A list page is 20 requests to the original service, one to the project.
     assert baseline["list"]["pages_per_s"] < baseline["list"]["rps"]
     assert project["list"]["pages_per_s"] == project["list"]["rps"]

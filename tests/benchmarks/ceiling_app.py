@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs, unquote
 
 DB_PATH = os.path.join(os.environ["DATA_DIR"], "likes.sqlite3")
+# The default site's posts (a single-site install's), as the project's.
 UPSERT = (
-    "INSERT INTO likes_post (post_id, likes, imported, created_at, last_liked_at) "
-    "VALUES (?, 1, 0, ?, ?) ON CONFLICT (post_id) DO UPDATE SET "
+    "INSERT INTO likes_post (site_id, post_id, likes, imported, created_at, "
+    "last_liked_at) VALUES (1, ?, 1, 0, ?, ?) ON CONFLICT (site_id, post_id) "
+    "DO UPDATE SET "
     "likes = likes_post.likes + 1, last_liked_at = excluded.last_liked_at "
     "RETURNING id, likes"
 )
@@ -40,7 +42,8 @@ def answer(method: str, path: str, query: str) -> bytes:
         marks = ",".join("?" * len(ids))
         found = dict(
             conn.execute(
-                f"SELECT post_id, likes FROM likes_post WHERE post_id IN ({marks})",  # noqa: S608
+                "SELECT post_id, likes FROM likes_post "  # noqa: S608
+                f"WHERE site_id = 1 AND post_id IN ({marks})",
                 ids,
             ).fetchall()
         )
@@ -60,7 +63,8 @@ def answer(method: str, path: str, query: str) -> bytes:
         conn.execute("COMMIT")
     else:
         row = conn.execute(
-            "SELECT likes FROM likes_post WHERE post_id = ?", (post_id,)
+            "SELECT likes FROM likes_post WHERE site_id = 1 AND post_id = ?",
+            (post_id,),
         ).fetchone()
         likes = row[0] if row else 0
     return json.dumps({"post_id": post_id, "likes": likes}).encode()
