@@ -80,30 +80,20 @@ def _configured(value: str | tuple) -> tuple[tuple[str, ...], dict[str, str]]:
     return tuple(names), {key(n): n for n in names}
 
 
-def _setting():
-    value = conf.REACTIONS
+def _list(value: str | None):
+    """A site's own list, or (None, or empty) the setting's."""
+    value = value or conf.REACTIONS
     return tuple(value) if isinstance(value, list) else value
 
 
-def configured_from(value: str) -> tuple[str, ...]:
-    """The reactions of a site's own list (as ``configured``)."""
-    return _configured(value)[0]
+def configured(value: str | None = None) -> tuple[str, ...]:
+    """The reactions of a list (default ``LIKES_REACTIONS``), in its order."""
+    return _configured(_list(value))[0]
 
 
-def resolve_in(value: str, name) -> str | None:
-    """The reaction of a site's own list a client's ``name`` is, or None."""
+def resolve(name, value: str | None = None) -> str | None:
+    """The reaction of a list (default ``LIKES_REACTIONS``) a client's ``name``
+    is, or None."""
     if not isinstance(name, str) or len(name) > 64:
         return None
-    return _configured(value)[1].get(key(name))
-
-
-def configured() -> tuple[str, ...]:
-    """The site's reactions, in the order of the setting (empty: none)."""
-    return _configured(_setting())[0]
-
-
-def resolve(name) -> str | None:
-    """The configured reaction a client's ``name`` is, or None."""
-    if not isinstance(name, str) or len(name) > 64:
-        return None
-    return _configured(_setting())[1].get(key(name))
+    return _configured(_list(value))[1].get(key(name))

@@ -46,14 +46,10 @@ class SiteInfo:
 
     def kinds(self) -> tuple[str, ...]:
         """The site's reactions, in their order (empty: none)."""
-        if self.reactions:
-            return reaction_sets.configured_from(self.reactions)
-        return reaction_sets.configured()
+        return reaction_sets.configured(self.reactions)
 
     def resolve(self, name) -> str | None:
-        if self.reactions:
-            return reaction_sets.resolve_in(self.reactions, name)
-        return reaction_sets.resolve(name)
+        return reaction_sets.resolve(name, self.reactions)
 
     def post_id_error(self, post_id: str) -> str | None:
         """Why a (valid) post id is not one of this site's, or None."""
@@ -92,6 +88,7 @@ class Registry:
         self._lock = threading.Lock()
         self._loaded_at = -REFRESH_SECONDS
         self.by_slug: dict[str, SiteInfo] = {}
+        self.by_id: dict[int, SiteInfo] = {}
         self.by_origin: dict[str, SiteInfo] = {}
         self.default = DEFAULT
 
@@ -106,7 +103,7 @@ class Registry:
         return self
 
     def _load(self) -> None:
-        by_slug, by_origin, default = {}, {}, DEFAULT
+        by_slug, by_id, by_origin, default = {}, {}, {}, DEFAULT
         for site in Site.objects.order_by("pk"):
             info = SiteInfo(
                 id=site.pk,
@@ -118,11 +115,13 @@ class Registry:
                 post_ids=compile_rule(site.post_id_pattern),
             )
             by_slug[info.slug] = info
+            by_id[info.id] = info
             for origin in info.origins:
                 by_origin.setdefault(origin, info)
             if info.is_default:
                 default = info
-        self.by_slug, self.by_origin, self.default = by_slug, by_origin, default
+        self.by_slug, self.by_id = by_slug, by_id
+        self.by_origin, self.default = by_origin, default
         self._loaded_at = time.monotonic()
 
 
@@ -186,10 +185,10 @@ def create_default_site(using="default", apps=None, **kwargs) -> None:
 
 
 def named_by_id(site_id: int) -> SiteInfo:
-    for site in registry.fresh().by_slug.values():
-        if site.id == site_id:
-            return site
-    return registry.default
+    """A site by its id (one made in the last seconds may not be known yet:
+    the default then)."""
+    sites = registry.fresh()
+    return sites.by_id.get(site_id) or sites.default
 
 
 def origin_allowed_anywhere(origin: str) -> bool:

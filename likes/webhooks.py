@@ -41,6 +41,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from gateway_site.gateway import signing
+from likes import sites
 from likes.conf import conf
 from likes.models import DEFAULT_SITE_ID, Delivery, Like, Post, Site, Webhook
 
@@ -176,11 +177,10 @@ def _for_site(hooks, site_id: int):
 
 
 def _site_slug(site_id: int) -> str:
-    from likes.sites import registry
-
-    for site in registry.fresh().by_slug.values():
-        if site.id == site_id:
-            return site.slug
+    found = sites.registry.fresh().by_id.get(site_id)
+    if found is not None:
+        return found.slug
+    # A site made in the last seconds, not yet in this process's list.
     return Site.objects.filter(pk=site_id).values_list("slug", flat=True).first() or ""
 
 
