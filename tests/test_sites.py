@@ -275,3 +275,41 @@ def test_a_site_may_take_only_the_post_ids_of_its_rule(client, two, admin_client
         {"name": "Two", "slug": "two", "origins": TWO, "post_id_pattern": "([a-z"},
     )
     assert b"Not a regular expression" in refused.content
+
+
+@pytest.mark.live
+def test_sites_at_the_http_boundary_of_a_live_server(tmp_path):
+    """CORS preflight from a site's origin, a private popular list and an
+    unknown site, through gunicorn."""
+    import httpx
+
+    from tests.live import gunicorn, manage, project_env
+
+    env = project_env(DATA_DIR=str(tmp_path))
+    manage("migrate", "--noinput", env=env)
+    manage(
+        "shell",
+        "-c",
+        "from likes.models import Site; Site.objects.create(name='Two', "
+        f"slug='two', origins='{TWO}', popular_public=False)",
+        env=env,
+    )
+    with gunicorn(env, workers=1) as server:
+        base = server.base_url
+        preflight = httpx.options(
+            f"{base}/likes/p",
+            headers={"Origin": TWO, "Access-Control-Request-Method": "POST"},
+        )
+        liked = httpx.post(f"{base}/likes/p", headers={"Origin": TWO})
+        private = httpx.get(f"{base}/api/popular", headers={"Origin": TWO})
+        unknown = httpx.get(f"{base}/likes/p?site=nope")
+        default = httpx.get(f"{base}/likes/p")
+
+    assert preflight.headers["Access-Control-Allow-Origin"] == TWO
+    assert liked.status_code == HTTPStatus.OK
+    assert liked.headers["Access-Control-Allow-Origin"] == TWO
+    assert private.status_code == HTTPStatus.NOT_FOUND
+    assert private.json()["code"] == "not_found"
+    assert unknown.status_code == HTTPStatus.BAD_REQUEST
+    assert unknown.json()["code"] == "unknown_site"
+    assert default.json() == {"post_id": "p", "likes": 0}  # site two's like
